@@ -1,0 +1,1 @@
+"""Foundations: the registry, config loading and construction from config, errors, utilities."""

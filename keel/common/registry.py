@@ -1,0 +1,156 @@
+"""The registry: short names for component classes, per base class.
+
+``@Tokenizer.register("whitespace")`` above a class makes ``{"type": "whitespace"}`` build it
+wherever a ``Tokenizer`` is expected. Names are looked up on the base class that registered them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from keel.common import errors
+from keel.common.errors import RegistryError, did_you_mean
+
+T = TypeVar("T", bound=type)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered class and, optionally, the name of a classmethod to build it with."""
+
+    cls: type
+    constructor: str | None = None
+
+
+class Registrable:
+    """A base class whose subclasses are registered under short names.
+
+    ``default_implementation`` names the subclass used when a config omits ``type``.
+    """
+
+    _registry: ClassVar[dict[type, dict[str, Registration]]] = defaultdict(dict)
+    default_implementation: ClassVar[str | None] = None
+
+    @classmethod
+    def register(
+        cls, name: str, constructor: str | None = None, exist_ok: bool = False
+    ) -> Callable[[T], T]:
+        """Register the decorated class under ``name`` on this base class."""
+        registry = Registrable._registry[cls]
+
+        def decorate(subclass: T) -> T:
+            existing = registry.get(name)
+            if (
+                existing is not None
+                and not exist_ok
+                and _qualname(existing.cls) != _qualname(subclass)
+            ):
+                raise RegistryError(
+                    f"{cls.__name__} already has {name!r} registered to "
+                    f"{_qualname(existing.cls)}; cannot register {_qualname(subclass)} too",
+                    code=errors.DUPLICATE_NAME,
+                )
+            registry[name] = Registration(subclass, constructor)
+            return subclass
+
+        return decorate
+
+    @classmethod
+    def resolve(cls, name: str) -> Registration:
+        """The registration behind ``name``, or a RegistryError that suggests close names."""
+        registry = Registrable._registry.get(cls, {})
+        if name in registry:
+            return registry[name]
+        if "." in name:
+            # A fully qualified class path works too, as in AllenNLP.
+            module_name, _, class_name = name.rpartition(".")
+            try:
+                module = importlib.import_module(module_name)
+                found = getattr(module, class_name)
+            except (ImportError, AttributeError):
+                found = None
+            if isinstance(found, type) and issubclass(found, cls):
+                return Registration(found)
+        raise RegistryError(unknown_name_message(cls, name), code=errors.UNKNOWN_COMPONENT)
+
+    @classmethod
+    def by_name(cls, name: str) -> type:
+        return cls.resolve(name).cls
+
+    @classmethod
+    def list_available(cls) -> list[str]:
+        """Registered names, the default implementation first."""
+        names = sorted(Registrable._registry.get(cls, {}))
+        default = cls.default_implementation
+        if default in names:
+            names.remove(default)
+            names.insert(0, default)
+        return names
+
+    @classmethod
+    def is_registered(cls, name: str) -> bool:
+        return name in Registrable._registry.get(cls, {})
+
+    @classmethod
+    def name_of(cls, subclass: type) -> str | None:
+        """The name ``subclass`` is registered under on this base, if any."""
+        for name, registration in Registrable._registry.get(cls, {}).items():
+            if registration.cls is subclass:
+                return name
+        return None
+
+
+def unknown_name_message(base: type, name: str) -> str:
+    available = Registrable._registry.get(base, {})
+    message = f"{name!r} is not a registered {base.__name__}"
+    suggestion = did_you_mean(name, available)
+    if suggestion:
+        message += f"; did you mean {suggestion!r}?"
+    if available:
+        message += f" Registered: {', '.join(sorted(available))}."
+    message += (
+        " If it comes from your own code or a plugin, pass --include-package with the module "
+        "that defines it."
+    )
+    return message
+
+
+def registered_bases() -> list[type]:
+    return sorted(Registrable._registry, key=_qualname)
+
+
+def registry_snapshot() -> dict[str, dict[str, str]]:
+    """Every registered name per base class and the class it builds: checked in as a fixture."""
+    return {
+        _qualname(base): {
+            name: _qualname(registration.cls)
+            for name, registration in sorted(Registrable._registry[base].items())
+        }
+        for base in registered_bases()
+    }
+
+
+def import_module_and_submodules(package_name: str) -> None:
+    """Import a module and, if it is a package, every submodule, so their classes register."""
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(package_name)
+    except ImportError as error:
+        raise RegistryError(
+            f"could not import {package_name!r} given to --include-package: {error}",
+            code=errors.INCLUDE_PACKAGE_FAILED,
+        ) from error
+    path = getattr(module, "__path__", None)
+    if not path:
+        return
+    for info in pkgutil.walk_packages(path, prefix=f"{package_name}."):
+        importlib.import_module(info.name)
+
+
+def _qualname(cls: Any) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
