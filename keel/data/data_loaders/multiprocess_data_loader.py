@@ -1,0 +1,143 @@
+"""``multiprocess`` (alias ``simple``): in-process batching with seeded, resumable shuffling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from keel.common import errors
+from keel.common.errors import ConfigIssue, ConfigurationError, KeelError
+from keel.data.batch import PackedInstances, collate
+from keel.data.data_loaders.data_loader import DataLoader
+from keel.data.instance import Instance, index_instances
+from keel.data.samplers.batch_sampler import BatchSampler
+from keel.data.vocabulary import Vocabulary
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator whose stream depends only on ``(seed, epoch)``, well mixed across both."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, epoch]).generate_state(2)
+    generator = torch.Generator()
+    generator.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return generator
+
+
+@DataLoader.register("simple")
+@DataLoader.register("multiprocess")
+class MultiProcessDataLoader(DataLoader):
+    """Batches ``instances`` (supplied at run time) in this process.
+
+    Keeps AllenNLP's name so configs carry over, but never forks: collation is bulk numpy work
+    and not worth a worker pool. Each iteration is one epoch; its order depends only on
+    ``(seed, epoch)``. ``set_epoch(e)`` picks the epoch; otherwise each iteration advances it.
+    """
+
+    def __init__(
+        self,
+        instances: Iterable[Instance],
+        batch_size: int = 1,
+        shuffle: bool = False,
+        batch_sampler: BatchSampler | None = None,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        issues = []
+        if batch_size < 1:
+            issues.append(
+                ConfigIssue(errors.BAD_VALUE, "batch_size", "must be at least 1", found=batch_size)
+            )
+        if batch_sampler is not None:
+            for name, value, default in (
+                ("batch_size", batch_size, 1),
+                ("shuffle", shuffle, False),
+                ("drop_last", drop_last, False),
+            ):
+                if value != default:
+                    issues.append(
+                        ConfigIssue(
+                            errors.BAD_VALUE,
+                            name,
+                            "cannot be set together with batch_sampler; set it on the sampler",
+                            found=value,
+                        )
+                    )
+        if issues:
+            raise ConfigurationError(issues)
+        self.instances: Sequence[Instance] = (
+            instances if isinstance(instances, Sequence) else list(instances)
+        )
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.batch_sampler = batch_sampler
+        self.drop_last = drop_last
+        self.seed = seed
+        self.vocab: Vocabulary | None = None
+        self._epoch = 0
+        self._prepared = False
+        self._packed: PackedInstances | None = None
+
+    def index_with(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self._prepared = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration will produce."""
+        return self._epoch
+
+    def _prepare(self) -> None:
+        """Index and pack the instances, once per vocabulary: packing makes batches cheap."""
+        if self._prepared:
+            return
+        if self.vocab is None:
+            raise KeelError("call index_with(vocab) before iterating over the data loader")
+        self._packed = PackedInstances.build(self.instances, self.vocab)
+        if self._packed is None:
+            # Instances of mixed shapes: index them and collate batch by batch.
+            index_instances(self.instances, self.vocab)
+        self._prepared = True
+
+    def batch_indices(self, epoch: int | None = None) -> list[list[int]]:
+        """The batches of ``epoch`` (default: the next one) as index lists."""
+        generator = epoch_generator(self.seed, self._epoch if epoch is None else epoch)
+        if self.batch_sampler is not None:
+            return self.batch_sampler.get_batch_indices(self.instances, generator)
+        count = len(self.instances)
+        if self.shuffle:
+            order = torch.randperm(count, generator=generator).tolist()
+        else:
+            order = list(range(count))
+        batches = [order[i : i + self.batch_size] for i in range(0, count, self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._prepare()
+        batches = self.batch_indices()
+        self._epoch += 1
+        packed = self._packed
+        if packed is not None:
+            for indices in batches:
+                yield packed.take(indices)
+        else:
+            instances = self.instances
+            for indices in batches:
+                yield collate([instances[i] for i in indices])
+
+    def iter_instances(self) -> Iterator[Instance]:
+        return iter(self.instances)
+
+    def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return self.batch_sampler.get_num_batches(self.instances)
+        if self.drop_last:
+            return len(self.instances) // self.batch_size
+        return math.ceil(len(self.instances) / self.batch_size)

@@ -1,0 +1,122 @@
+"""``conll2003``: the four-column CoNLL-2003 NER format (``word POS CHUNK NER`` per line)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from keel.common import errors
+from keel.common.errors import ConfigurationError, DataError
+from keel.data import span_utils
+from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.dataset_readers.sequence_tagging import TaggingReader
+from keel.data.fields.sequence_label_field import SequenceLabelField
+from keel.data.instance import Instance
+from keel.data.token_indexers.token_indexer import TokenIndexer
+
+_COLUMNS = {"pos": 1, "chunk": 2, "ner": 3}
+# Chunk and NER columns are span tags; POS tags are not, so they are never converted.
+_SPAN_COLUMNS = ("chunk", "ner")
+
+
+@DatasetReader.register("conll2003")
+class Conll2003DatasetReader(TaggingReader):
+    """Sentences of a CoNLL-2003 file, tagged with the ``tag_label`` column (ner, pos or chunk).
+
+    Sentences are separated by blank lines; ``-DOCSTART-`` lines separate documents.
+    Chunk and NER tags are read in ``original_coding_scheme`` (the original release uses IOB1;
+    many redistributed copies use BIO) and converted to ``coding_scheme``. ``feature_labels``
+    adds other columns as extra fields ``<name>_tags`` in namespace ``<name>_tags``.
+    """
+
+    def __init__(
+        self,
+        tag_label: str = "ner",
+        coding_scheme: str = "IOB1",
+        original_coding_scheme: str = "IOB1",
+        feature_labels: list[str] | None = None,
+        token_indexers: dict[str, TokenIndexer] | None = None,
+        label_namespace: str = "labels",
+        max_instances: int | None = None,
+    ) -> None:
+        super().__init__(token_indexers, label_namespace, max_instances)
+        for name, value in [("tag_label", tag_label)] + [
+            ("feature_labels", label) for label in feature_labels or []
+        ]:
+            if value not in _COLUMNS:
+                raise ConfigurationError(
+                    f"{name} {value!r} is not a CoNLL-2003 column; expected one of ner, pos, chunk",
+                    code=errors.BAD_VALUE,
+                )
+        for name, scheme in [
+            ("coding_scheme", coding_scheme),
+            ("original_coding_scheme", original_coding_scheme),
+        ]:
+            if scheme not in span_utils.SCHEMES:
+                raise ConfigurationError(
+                    f"{name} {scheme!r} is not a tag scheme; expected one of "
+                    f"{', '.join(span_utils.SCHEMES)}",
+                    code=errors.BAD_VALUE,
+                )
+        self.tag_label = tag_label
+        self.coding_scheme = coding_scheme
+        self.original_coding_scheme = original_coding_scheme
+        self.feature_labels = list(feature_labels or [])
+
+    def _read(self, file_path: str) -> Iterator[Instance]:
+        for first_line, rows in self._sentences(file_path):
+            columns = list(zip(*(row for _, row in rows), strict=True))
+            words = list(columns[0])
+            tags = self._column(columns, self.tag_label, file_path, first_line)
+            instance = self.text_to_instance(words, tags)
+            for label in self.feature_labels:
+                values = self._column(columns, label, file_path, first_line)
+                instance.add_field(
+                    f"{label}_tags",
+                    SequenceLabelField(values, instance["tokens"], f"{label}_tags"),  # type: ignore[arg-type]
+                )
+            yield instance
+
+    def _column(
+        self, columns: list[tuple[str, ...]], label: str, file_path: str, first_line: int
+    ) -> list[str]:
+        values = list(columns[_COLUMNS[label]])
+        if label not in _SPAN_COLUMNS or self.coding_scheme == self.original_coding_scheme:
+            return values
+        for offset, tag in enumerate(values):
+            try:
+                span_utils.split_tag(tag)
+            except span_utils.InvalidTagError as error:
+                raise DataError(
+                    f"{error} (converting {label} tags from {self.original_coding_scheme} "
+                    f"to {self.coding_scheme})",
+                    path=file_path,
+                    line=first_line + offset,
+                    code=errors.BAD_DATA_LINE,
+                ) from error
+        return span_utils.convert_tags(values, self.original_coding_scheme, self.coding_scheme)
+
+    @staticmethod
+    def _sentences(file_path: str) -> Iterator[tuple[int, list[tuple[int, list[str]]]]]:
+        """(first line number, [(line number, 4 columns), ...]) per sentence."""
+        rows: list[tuple[int, list[str]]] = []
+        with open(file_path, encoding="utf-8-sig") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                line = raw.strip()
+                if not line or line.startswith("-DOCSTART-"):
+                    if rows:
+                        yield rows[0][0], rows
+                        rows = []
+                    continue
+                parts = line.split()
+                if len(parts) != 4:
+                    raise DataError(
+                        f"{len(parts)} column(s), expected 4 (word POS chunk NER, separated by "
+                        "whitespace)",
+                        path=file_path,
+                        line=line_number,
+                        excerpt=line,
+                        code=errors.MISSING_COLUMN,
+                    )
+                rows.append((line_number, parts))
+        if rows:
+            yield rows[0][0], rows

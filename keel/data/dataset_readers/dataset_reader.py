@@ -1,0 +1,107 @@
+"""The ``DatasetReader`` base class: a file -> a stream of instances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from keel.common import errors
+from keel.common.errors import DataError
+from keel.common.registry import Registrable
+from keel.data.instance import Instance
+from keel.data.token_indexers.single_id_token_indexer import SingleIdTokenIndexer
+from keel.data.token_indexers.token_indexer import TokenIndexer
+
+
+class DatasetReader(Registrable):
+    """Reads a data file into instances. Subclasses implement ``_read`` and ``text_to_instance``.
+
+    ``read`` checks that the file exists, stops after ``max_instances``, and raises when the file
+    yields nothing, so a wrong path or an empty split fails loudly instead of training on air.
+    """
+
+    def __init__(self, max_instances: int | None = None) -> None:
+        if max_instances is not None and max_instances < 1:
+            raise ValueError(f"max_instances must be at least 1, got {max_instances}")
+        self.max_instances = max_instances
+
+    def read(self, file_path: str | Path) -> Iterator[Instance]:
+        """Instances from ``file_path``, lazily (a missing file fails now, not on first use)."""
+        path = existing_file(file_path)
+        return self._read_checked(path, self._read(str(path)))
+
+    def _read_checked(self, path: Path, instances: Iterator[Instance]) -> Iterator[Instance]:
+        """``instances`` cut at ``max_instances``; a ``KD003`` error if there are none."""
+        if self.max_instances is not None:
+            instances = islice(instances, self.max_instances)
+        count = 0
+        for instance in instances:
+            count += 1
+            yield instance
+        if count == 0:
+            raise DataError(
+                "no instances in this file (is it empty, or only a header?)",
+                path=str(path),
+                code=errors.EMPTY_DATA,
+            )
+
+    def _read(self, file_path: str) -> Iterator[Instance]:
+        """Yield the instances of ``file_path``; bad lines raise ``DataError(path=, line=)``."""
+        raise NotImplementedError
+
+    def read_records(self, file_path: str | Path) -> Iterator[dict[str, Any]]:
+        """The raw records of ``file_path`` as predictors take them (``text_to_instance(**r)``).
+
+        Golden predictions store these, so ``verify`` re-runs tokenization too.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not provide raw records")
+
+    def text_to_instance(self, *inputs, **kwargs) -> Instance:
+        """One instance from raw inputs; used by ``_read`` and by predictors."""
+        raise NotImplementedError
+
+
+def existing_file(file_path: str | Path) -> Path:
+    """``file_path`` as a Path, or a ``KD004`` DataError when it is not a file."""
+    path = Path(file_path)
+    if not path.is_file():
+        message = "is a directory, not a data file" if path.is_dir() else "data file not found"
+        raise DataError(message, path=str(path), code=errors.DATA_NOT_FOUND)
+    return path
+
+
+def read_lines(
+    file_path: str, on_error: Callable[[DataError], None] | None = None
+) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` pairs of a UTF-8 text file, without line endings or a BOM.
+
+    Decodes line by line, so a bad byte is reported with its line number: a ``DataError``
+    raised, or passed to ``on_error`` and the line skipped.
+    """
+    with open(file_path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad_line = DataError(
+                    f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
+                    path=file_path,
+                    line=line_number,
+                    excerpt=raw.decode("utf-8", errors="replace").rstrip("\r\n"),
+                )
+                if on_error is None:
+                    raise bad_line from None
+                on_error(bad_line)
+                continue
+            yield line_number, line.rstrip("\r\n")
+
+
+def default_token_indexers(
+    token_indexers: dict[str, TokenIndexer] | None,
+) -> dict[str, TokenIndexer]:
+    """``token_indexers`` or ``{"tokens": single_id}``: readers' shared default."""
+    return token_indexers if token_indexers is not None else {"tokens": SingleIdTokenIndexer()}

@@ -1,0 +1,80 @@
+"""``text_classification_json``: JSON lines ``{"text": ..., "label": ...}``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+from keel.common.errors import DataError
+from keel.data.dataset_readers.classification import ClassificationReader, missing_key_error
+from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
+from keel.data.token_indexers.token_indexer import TokenIndexer
+from keel.data.tokenizers.tokenizer import Tokenizer
+
+
+@DatasetReader.register("text_classification_json")
+class TextClassificationJsonReader(ClassificationReader):
+    """One JSON object per line with a text and an optional label; blank lines are skipped."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer | None = None,
+        token_indexers: dict[str, TokenIndexer] | None = None,
+        skip_label_indexing: bool = False,
+        max_sequence_length: int | None = None,
+        text_key: str = "text",
+        label_key: str = "label",
+        max_instances: int | None = None,
+    ) -> None:
+        super().__init__(
+            tokenizer=tokenizer,
+            token_indexers=token_indexers,
+            skip_label_indexing=skip_label_indexing,
+            max_sequence_length=max_sequence_length,
+            max_instances=max_instances,
+        )
+        self.text_key = text_key
+        self.label_key = label_key
+
+    def _rows(
+        self, file_path: str, on_error: Callable[[DataError], None] | None
+    ) -> Iterator[tuple[str, str | int | None]]:
+        for line_number, line in read_lines(file_path, on_error):
+            if not line.strip():
+                continue
+            try:
+                yield self._parse(line, file_path, line_number)
+            except DataError as error:
+                if on_error is None:
+                    raise
+                on_error(error)
+
+    def _parse(self, line: str, file_path: str, line_number: int) -> tuple[str, str | int | None]:
+        text_key, label_key = self.text_key, self.label_key
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"not valid JSON: {error.msg} (column {error.colno})",
+                path=file_path,
+                line=line_number,
+                excerpt=line,
+            ) from None
+        if not isinstance(item, dict):
+            raise DataError(
+                f"expected a JSON object per line, got {type(item).__name__}",
+                path=file_path,
+                line=line_number,
+                excerpt=line,
+            )
+        text = item.get(text_key)
+        if text is None:
+            raise missing_key_error(text_key, file_path, line_number, line, item)
+        if not isinstance(text, str):
+            raise DataError(
+                f"{text_key!r} must be a string, got {type(text).__name__}",
+                path=file_path,
+                line=line_number,
+                excerpt=line,
+            )
+        return text, self._label(item.get(label_key), file_path, line_number, line)

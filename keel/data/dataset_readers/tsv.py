@@ -1,0 +1,108 @@
+"""``tsv``: delimited text with a header row, e.g. GLUE's SST-2 ``sentence\\tlabel`` files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from keel.common import errors
+from keel.common.errors import DataError
+from keel.data.dataset_readers.classification import ClassificationReader
+from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
+from keel.data.token_indexers.token_indexer import TokenIndexer
+from keel.data.tokenizers.tokenizer import Tokenizer
+
+
+@DatasetReader.register("tsv")
+class TsvReader(ClassificationReader):
+    """Reads ``text_column`` and ``label_column`` by header name from delimited text.
+
+    Fields are split on ``delimiter`` with no quoting rules (GLUE's files have none). The text
+    is stripped of surrounding whitespace: SST-2 sentences end with a space.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer | None = None,
+        token_indexers: dict[str, TokenIndexer] | None = None,
+        text_column: str = "sentence",
+        label_column: str = "label",
+        delimiter: str = "\t",
+        skip_label_indexing: bool = False,
+        max_sequence_length: int | None = None,
+        max_instances: int | None = None,
+    ) -> None:
+        super().__init__(
+            tokenizer=tokenizer,
+            token_indexers=token_indexers,
+            skip_label_indexing=skip_label_indexing,
+            max_sequence_length=max_sequence_length,
+            max_instances=max_instances,
+        )
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        self.text_column = text_column
+        self.label_column = label_column
+        self.delimiter = delimiter
+
+    def _rows(
+        self, file_path: str, on_error: Callable[[DataError], None] | None
+    ) -> Iterator[tuple[str, str | int | None]]:
+        delimiter = self.delimiter
+        lines = read_lines(file_path, on_error)
+        first = next(lines, None)
+        if first is None:
+            return  # empty file: read() reports it as having no instances
+        if first[0] != 1:  # on_error skipped an undecodable header: nothing can be read
+            raise DataError("the header line is not valid UTF-8", path=file_path, line=1)
+        header_line = first[1]
+        header = [name.strip() for name in header_line.split(delimiter)]
+        columns = []
+        for name in (self.text_column, self.label_column):
+            if name not in header:
+                raise DataError(
+                    f"the header has no column {name!r} (columns: "
+                    f"{', '.join(map(repr, header))}; delimiter {delimiter!r})",
+                    path=file_path,
+                    line=1,
+                    excerpt=header_line,
+                    code=errors.MISSING_COLUMN,
+                )
+            columns.append(header.index(name))
+        text_index, label_index = columns
+        needed = max(columns) + 1
+        skip = self.skip_label_indexing
+        for line_number, line in lines:
+            if not line.strip():
+                continue
+            parts = line.split(delimiter)
+            if len(parts) < needed:
+                error = DataError(
+                    f"{len(parts)} column(s), expected at least {needed} (header: "
+                    f"{', '.join(map(repr, header))}; delimiter {delimiter!r})",
+                    path=file_path,
+                    line=line_number,
+                    excerpt=line,
+                    code=errors.MISSING_COLUMN,
+                )
+                if on_error is None:
+                    raise error
+                on_error(error)
+                continue
+            label: str | int | None = parts[label_index].strip()
+            try:
+                if skip:
+                    label = self._label(label, file_path, line_number, line)
+                elif not label:
+                    raise DataError(
+                        f"empty {self.label_column!r} column",
+                        path=file_path,
+                        line=line_number,
+                        excerpt=line,
+                        code=errors.MISSING_COLUMN,
+                    )
+            except DataError as error:
+                if on_error is None:
+                    raise
+                on_error(error)
+                continue
+            yield parts[text_index].strip(), label

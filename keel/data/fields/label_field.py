@@ -1,0 +1,93 @@
+"""``LabelField``: one categorical label per instance."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Self
+
+import numpy as np
+import torch
+
+from keel.common.errors import KeelError
+from keel.data.fields.field import Field
+from keel.data.packing import ArrayPack, Packed
+
+if TYPE_CHECKING:
+    from keel.data.vocabulary import Vocabulary
+
+
+class LabelField(Field):
+    """A string label looked up in ``label_namespace``, or an int id when ``skip_indexing``."""
+
+    __slots__ = ("label", "label_namespace", "skip_indexing", "label_id")
+
+    def __init__(
+        self, label: str | int, label_namespace: str = "labels", skip_indexing: bool = False
+    ) -> None:
+        self.label = label
+        self.label_namespace = label_namespace
+        self.skip_indexing = skip_indexing
+        self.label_id: int | None = None
+        if skip_indexing:
+            if not isinstance(label, int) or isinstance(label, bool):
+                raise TypeError(
+                    f"LabelField with skip_indexing=True needs an int label, got {label!r}"
+                )
+            self.label_id = label
+        elif not isinstance(label, str):
+            raise TypeError(
+                f"LabelField label must be a string (or an int with skip_indexing=True), "
+                f"got {label!r}"
+            )
+
+    def count_vocab_items(self, counter: dict[str, dict[str, int]]) -> None:
+        if not self.skip_indexing:
+            counts = counter.setdefault(self.label_namespace, {})
+            counts[self.label] = counts.get(self.label, 0) + 1
+
+    def index(self, vocab: Vocabulary) -> None:
+        if not self.skip_indexing:
+            self.label_id = vocab.get_token_index(self.label, self.label_namespace)
+
+    @classmethod
+    def index_many(cls, fields: list[Self], vocab: Vocabulary) -> None:
+        by_namespace: dict[str, list[Self]] = {}
+        for field in fields:
+            if not field.skip_indexing:
+                by_namespace.setdefault(field.label_namespace, []).append(field)
+        for namespace, group in by_namespace.items():
+            get = vocab.get_token_to_index_vocabulary(namespace).get
+            for field in group:
+                label_id = get(field.label)
+                field.label_id = (
+                    label_id
+                    if label_id is not None
+                    else vocab.get_token_index(field.label, namespace)
+                )
+
+    @classmethod
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+        namespaces = {field.label_namespace for field in fields}
+        if len(namespaces) != 1 or any(field.skip_indexing for field in fields):
+            cls.index_many(fields, vocab)
+            ids = [field.label_id for field in fields]
+        else:
+            get = vocab.get_token_to_index_vocabulary(namespaces.pop()).get
+            ids = [get(field.label) for field in fields]
+            if None in ids:
+                # Raises for a namespace without OOV; a padded one maps the label to OOV.
+                cls.index_many(fields, vocab)
+                ids = [field.label_id for field in fields]
+        return ArrayPack(np.array(ids, dtype=np.int64))
+
+    @classmethod
+    def batch(cls, fields: list[Self]) -> torch.Tensor:
+        ids = [field.label_id for field in fields]
+        if None in ids:
+            raise KeelError("LabelField is not indexed yet: call index(vocab) before batching")
+        return torch.tensor(ids, dtype=torch.long)
+
+    def human_readable_repr(self) -> str | int:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"LabelField({self.label!r}, namespace={self.label_namespace!r})"

@@ -1,0 +1,101 @@
+"""``SequenceLabelField``: one label per token of a ``TextField`` (tags)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Self
+
+import numpy as np
+import torch
+
+from keel.common.errors import DataError, KeelError
+from keel.data.fields.field import Field
+from keel.data.fields.text_field import TextField
+from keel.data.packing import Packed, RaggedIds
+from keel.data.token_indexers.padding import pad_1d
+
+if TYPE_CHECKING:
+    from keel.data.vocabulary import Vocabulary
+
+
+class SequenceLabelField(Field):
+    """Labels aligned with ``sequence_field``; batches to LongTensor (B, T) padded with 0.
+
+    Int labels are taken as ids already (no vocabulary lookup).
+    """
+
+    __slots__ = ("labels", "sequence_field", "label_namespace", "_ids", "_skip_indexing")
+
+    def __init__(
+        self,
+        labels: list[str] | list[int],
+        sequence_field: TextField,
+        label_namespace: str = "labels",
+    ) -> None:
+        if len(labels) != len(sequence_field):
+            raise DataError(
+                f"{len(labels)} labels for {len(sequence_field)} tokens: a sequence label field "
+                "needs exactly one label per token",
+                excerpt=" ".join(map(str, labels)),
+            )
+        self.labels = labels
+        self.sequence_field = sequence_field
+        self.label_namespace = label_namespace
+        self._skip_indexing = all(isinstance(label, int) for label in labels) and bool(labels)
+        self._ids: list[int] | None = list(labels) if self._skip_indexing else None
+
+    @property
+    def skip_indexing(self) -> bool:
+        """True when the labels are int ids already (no vocabulary lookup)."""
+        return self._skip_indexing
+
+    def count_vocab_items(self, counter: dict[str, dict[str, int]]) -> None:
+        if not self._skip_indexing:
+            counts = counter.setdefault(self.label_namespace, {})
+            get = counts.get
+            for label in self.labels:
+                counts[label] = get(label, 0) + 1
+
+    def index(self, vocab: Vocabulary) -> None:
+        if self._skip_indexing:
+            return
+        mapping = vocab.get_token_to_index_vocabulary(self.label_namespace)
+        ids = [mapping.get(label) for label in self.labels]
+        if None in ids:
+            if vocab.is_padded(self.label_namespace):
+                ids = [1 if i is None else i for i in ids]
+            else:
+                raise vocab.unseen_token_error(self.labels[ids.index(None)], self.label_namespace)
+        self._ids = ids
+
+    @classmethod
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+        cls.index_many(fields, vocab)
+        ragged = RaggedIds.from_rows([field._ids for field in fields])
+        return _SequenceLabelPack(ragged)
+
+    @classmethod
+    def batch(cls, fields: list[Self]) -> torch.Tensor:
+        rows = [field._ids for field in fields]
+        if any(row is None for row in rows):
+            raise KeelError(
+                "SequenceLabelField is not indexed yet: call index(vocab) before batching"
+            )
+        padded, _ = pad_1d(rows)
+        return torch.from_numpy(padded)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def human_readable_repr(self) -> list[str] | list[int]:
+        return list(self.labels)
+
+    def __repr__(self) -> str:
+        return f"SequenceLabelField({len(self.labels)} labels, namespace={self.label_namespace!r})"
+
+
+class _SequenceLabelPack:
+    def __init__(self, ragged: RaggedIds) -> None:
+        self.ragged = ragged
+
+    def take(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.ragged.take(indices)[0])

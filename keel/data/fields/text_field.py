@@ -1,0 +1,107 @@
+"""``TextField``: a list of tokens and the indexers that turn them into tensors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+import torch
+
+from keel.common.errors import KeelError
+from keel.data.fields.field import Field
+from keel.data.packing import Packed
+from keel.data.token_indexers.token_indexer import TokenIndexer
+from keel.data.tokenizers.token import Token
+
+if TYPE_CHECKING:
+    from keel.data.vocabulary import Vocabulary
+
+TextFieldTensors = dict[str, dict[str, torch.Tensor]]
+
+
+class TextField(Field):
+    """Tokens plus ``token_indexers`` (name -> indexer); batches to ``TextFieldTensors``."""
+
+    __slots__ = ("tokens", "token_indexers", "_indexed")
+
+    def __init__(self, tokens: list[Token], token_indexers: dict[str, TokenIndexer]) -> None:
+        self.tokens = tokens
+        self.token_indexers = token_indexers
+        self._indexed: dict[str, dict[str, list[Any]]] | None = None
+
+    def count_vocab_items(self, counter: dict[str, dict[str, int]]) -> None:
+        for indexer in self.token_indexers.values():
+            indexer.count_vocab_items(self.tokens, counter)
+
+    def index(self, vocab: Vocabulary) -> None:
+        self._indexed = {
+            name: indexer.tokens_to_indices(self.tokens, vocab)
+            for name, indexer in self.token_indexers.items()
+        }
+
+    @classmethod
+    def index_many(cls, fields: list[Self], vocab: Vocabulary) -> None:
+        # Fields from one reader share one indexer dict, so each indexer runs once over all.
+        groups: dict[int, list[Self]] = {}
+        for field in fields:
+            groups.setdefault(id(field.token_indexers), []).append(field)
+        for group in groups.values():
+            token_lists = [field.tokens for field in group]
+            results = {
+                name: indexer.batch_tokens_to_indices(token_lists, vocab)
+                for name, indexer in group[0].token_indexers.items()
+            }
+            names = list(results)
+            for position, field in enumerate(group):
+                field._indexed = {name: results[name][position] for name in names}
+
+    @classmethod
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+        indexers = fields[0].token_indexers
+        if len({id(field.token_indexers) for field in fields}) != 1:
+            # Fields built with different indexer objects: index each with its own.
+            return super().pack(fields, vocab)
+        token_lists = [field.tokens for field in fields]
+        return _TextFieldPack(
+            {name: indexer.pack(token_lists, vocab) for name, indexer in indexers.items()}
+        )
+
+    @property
+    def indexed(self) -> dict[str, dict[str, list[Any]]]:
+        if self._indexed is None:
+            raise KeelError("TextField is not indexed yet: call index(vocab) before batching")
+        return self._indexed
+
+    @classmethod
+    def batch(cls, fields: list[Self]) -> TextFieldTensors:
+        indexers = fields[0].token_indexers
+        indexed = [field.indexed for field in fields]
+        return {
+            name: indexer.batch_tensors([item[name] for item in indexed])
+            for name, indexer in indexers.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __iter__(self):
+        return iter(self.tokens)
+
+    def __getitem__(self, index: int) -> Token:
+        return self.tokens[index]
+
+    def human_readable_repr(self) -> list[str]:
+        return [token.text for token in self.tokens]
+
+    def __repr__(self) -> str:
+        words = " ".join(token.text for token in self.tokens[:12])
+        more = " ..." if len(self.tokens) > 12 else ""
+        return f"TextField({len(self.tokens)} tokens: {words}{more})"
+
+
+class _TextFieldPack:
+    def __init__(self, packs: dict[str, Packed]) -> None:
+        self.packs = packs
+
+    def take(self, indices: np.ndarray) -> TextFieldTensors:
+        return {name: pack.take(indices) for name, pack in self.packs.items()}

@@ -1,0 +1,77 @@
+"""Packed fields: a whole data set's indexed fields in flat arrays, batched by gathering.
+
+A data loader that serves many epochs packs each field once (``Field.pack``), then makes every
+batch with a few numpy gathers (``Packed.take``) instead of walking Python objects per instance.
+``take`` returns exactly what ``Field.batch`` returns for the same instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+class Packed(Protocol):
+    """A field (or indexer output) of every instance, ready to batch by index."""
+
+    def take(self, indices: np.ndarray) -> Any:
+        """The batch of the instances at ``indices``, as ``Field.batch`` would build it."""
+        ...
+
+
+class RaggedIds:
+    """Variable-length id rows stored as one flat int64 array plus lengths."""
+
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        self.flat = flat
+        self.lengths = lengths
+        self.offsets = np.zeros(len(lengths), dtype=np.int64)
+        if len(lengths) > 1:
+            np.cumsum(lengths[:-1], out=self.offsets[1:])
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[int]]) -> RaggedIds:
+        from itertools import chain
+
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        return cls(flat, lengths)
+
+    def take(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``indices`` padded with 0 to the longest of them, and the mask of real ids."""
+        lengths = self.lengths[indices]
+        width = int(lengths.max(initial=0))
+        steps = np.arange(width)
+        mask = steps < lengths[:, None]
+        if not len(self.flat):
+            return np.zeros((len(indices), width), dtype=np.int64), mask
+        positions = self.offsets[indices][:, None] + steps
+        np.minimum(positions, len(self.flat) - 1, out=positions)
+        padded = self.flat[positions]
+        padded[~mask] = 0
+        return padded, mask
+
+
+class ArrayPack:
+    """One value per instance: a batch is a slice of one array."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def take(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.values[indices])
+
+
+class ListPack:
+    """Fallback: keeps the items and batches the selected ones with ``batch_items``."""
+
+    def __init__(self, items: Sequence[Any], batch_items: Callable[[list[Any]], Any]) -> None:
+        self.items = items
+        self.batch_items = batch_items
+
+    def take(self, indices: np.ndarray) -> Any:
+        items = self.items
+        return self.batch_items([items[i] for i in indices.tolist()])

@@ -1,0 +1,7 @@
+"""Token indexers: tokens -> ids in a vocabulary namespace -> padded tensors."""
+
+from keel.data.token_indexers.single_id_token_indexer import SingleIdTokenIndexer
+from keel.data.token_indexers.token_characters_indexer import TokenCharactersIndexer
+from keel.data.token_indexers.token_indexer import TokenIndexer
+
+__all__ = ["SingleIdTokenIndexer", "TokenCharactersIndexer", "TokenIndexer"]

@@ -1,0 +1,68 @@
+"""``characters``: a list of character ids per token, for character-level encoders."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from keel.data.token_indexers.padding import pad_2d
+from keel.data.token_indexers.token_indexer import TokenIndexer
+from keel.data.tokenizers.character_tokenizer import CharacterTokenizer
+from keel.data.tokenizers.token import Token
+from keel.data.tokenizers.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from keel.data.vocabulary import Vocabulary
+
+
+@TokenIndexer.register("characters")
+class TokenCharactersIndexer(TokenIndexer):
+    """Each token becomes the ids of its characters in ``namespace``; key ``"token_characters"``.
+
+    ``min_padding_length`` pads the character dimension to at least that width, so a character
+    CNN with wide filters never sees a shorter input.
+    """
+
+    def __init__(
+        self,
+        namespace: str = "token_characters",
+        character_tokenizer: Tokenizer | None = None,
+        min_padding_length: int = 0,
+    ) -> None:
+        self.namespace = namespace
+        self.character_tokenizer = character_tokenizer or CharacterTokenizer()
+        self.min_padding_length = min_padding_length
+        tokenizer = self.character_tokenizer
+        if isinstance(tokenizer, CharacterTokenizer):
+            self._split = tokenizer.split
+        else:
+            self._split = lambda text: [t.text for t in tokenizer.tokenize(text)]
+
+    def count_vocab_items(self, tokens: list[Token], counter: dict[str, dict[str, int]]) -> None:
+        counts = counter.setdefault(self.namespace, {})
+        get = counts.get
+        split = self._split
+        for token in tokens:
+            for char in split(token.text):
+                counts[char] = get(char, 0) + 1
+
+    def tokens_to_indices(self, tokens: list[Token], vocab: Vocabulary) -> dict[str, list[Any]]:
+        get = vocab.get_token_to_index_vocabulary(self.namespace).get
+        split = self._split
+        if vocab.is_padded(self.namespace):
+            return {
+                "token_characters": [[get(c, 1) for c in split(token.text)] for token in tokens]
+            }
+        rows = [[get(c) for c in split(token.text)] for token in tokens]
+        for token, row in zip(tokens, rows, strict=True):
+            if None in row:
+                chars = split(token.text)
+                raise vocab.unseen_token_error(chars[row.index(None)], self.namespace)
+        return {"token_characters": rows}
+
+    def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
+        padded, mask = pad_2d(
+            [item["token_characters"] for item in indexed], min_inner=self.min_padding_length
+        )
+        return {"token_characters": torch.from_numpy(padded), "mask": torch.from_numpy(mask)}

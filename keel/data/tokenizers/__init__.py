@@ -1,0 +1,16 @@
+"""Tokenizers: text -> ``Token`` lists (``whitespace``, ``word``, ``character``)."""
+
+from keel.data.tokenizers.character_tokenizer import CharacterTokenizer
+from keel.data.tokenizers.token import SharedToken, Token
+from keel.data.tokenizers.tokenizer import Tokenizer
+from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from keel.data.tokenizers.word_tokenizer import WordTokenizer
+
+__all__ = [
+    "CharacterTokenizer",
+    "SharedToken",
+    "Token",
+    "Tokenizer",
+    "WhitespaceTokenizer",
+    "WordTokenizer",
+]

@@ -1,0 +1,96 @@
+"""conll2003 reader: columns, documents, scheme conversion, file:line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keel.common import errors
+from keel.common.errors import ConfigurationError, DataError
+from keel.data.dataset_readers.conll2003 import Conll2003DatasetReader
+from keel.data.dataset_readers.dataset_reader import DatasetReader
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "tagging" / "conll2003_iob1.txt"
+
+
+def _tags(instance, name="tags"):
+    return list(instance[name].labels)
+
+
+def test_conll2003_reads_sentences_across_documents():
+    instances = list(Conll2003DatasetReader().read(FIXTURE))
+    assert len(instances) == 3
+    assert instances[0]["metadata"]["words"] == ["Maria", "Lopez", "visited", "Oslo", "."]
+    assert [t.text for t in instances[2]["tokens"].tokens][:2] == ["Rain", "fell"]
+    assert _tags(instances[0]) == ["I-PER", "I-PER", "O", "I-LOC", "O"]
+    assert instances[0]["tags"].label_namespace == "labels"
+
+
+def test_conll2003_tag_label_chooses_the_column():
+    pos = list(Conll2003DatasetReader(tag_label="pos").read(FIXTURE))
+    assert _tags(pos[0]) == ["NNP", "NNP", "VBD", "NNP", "."]
+    chunk = list(Conll2003DatasetReader(tag_label="chunk").read(FIXTURE))
+    assert _tags(chunk[0]) == ["I-NP", "I-NP", "I-VP", "I-NP", "O"]
+
+
+def test_conll2003_converts_iob1_to_bioul_and_bio():
+    bioul = list(Conll2003DatasetReader(coding_scheme="BIOUL").read(FIXTURE))
+    assert _tags(bioul[1]) == ["B-ORG", "L-ORG", "O", "U-PER", "U-PER", "O", "U-PER", "O"]
+    assert _tags(bioul[2]) == ["O", "O", "O", "B-LOC", "L-LOC", "O"]
+    bio = list(Conll2003DatasetReader(coding_scheme="BIO").read(FIXTURE))
+    assert _tags(bio[1]) == ["B-ORG", "I-ORG", "O", "B-PER", "B-PER", "O", "B-PER", "O"]
+    # POS is never converted.
+    pos = list(Conll2003DatasetReader(tag_label="pos", coding_scheme="BIOUL").read(FIXTURE))
+    assert _tags(pos[0])[0] == "NNP"
+
+
+def test_conll2003_feature_labels_add_fields():
+    reader = Conll2003DatasetReader(feature_labels=["pos", "chunk"], coding_scheme="BIOUL")
+    first = next(iter(reader.read(FIXTURE)))
+    assert _tags(first, "pos_tags") == ["NNP", "NNP", "VBD", "NNP", "."]
+    assert first["chunk_tags"].label_namespace == "chunk_tags"
+    assert _tags(first, "chunk_tags") == ["B-NP", "L-NP", "U-VP", "U-NP", "O"]
+
+
+def test_conll2003_max_instances_and_registration():
+    assert DatasetReader.by_name("conll2003") is Conll2003DatasetReader
+    assert len(list(Conll2003DatasetReader(max_instances=2).read(FIXTURE))) == 2
+
+
+def test_conll2003_text_to_instance_without_tags():
+    instance = Conll2003DatasetReader().text_to_instance(["Hi", "there"])
+    assert "tags" not in instance
+    assert instance["metadata"]["words"] == ["Hi", "there"]
+
+
+def test_conll2003_wrong_column_count_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP\n")
+    with pytest.raises(DataError, match="expected 4") as info:
+        list(Conll2003DatasetReader().read(path))
+    assert info.value.line == 4 and info.value.path == str(path)
+    assert info.value.code == errors.MISSING_COLUMN
+
+
+def test_conll2003_bad_tag_during_conversion_names_its_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("EU NNP I-NP I-ORG\nrejects VBZ I-VP PERSON\n")
+    with pytest.raises(DataError, match="PERSON") as info:
+        list(Conll2003DatasetReader(coding_scheme="BIOUL").read(path))
+    assert info.value.line == 2
+
+
+def test_conll2003_rejects_unknown_options():
+    with pytest.raises(ConfigurationError, match="tag_label"):
+        Conll2003DatasetReader(tag_label="lemma")
+    with pytest.raises(ConfigurationError, match="coding_scheme"):
+        Conll2003DatasetReader(coding_scheme="BMES")
+
+
+def test_conll2003_reads_bio_files_into_bioul(tmp_path):
+    path = tmp_path / "bio.txt"
+    path.write_text("Jan NNP B-NP B-PER\nBerg NNP I-NP I-PER\nAnn NNP B-NP B-PER\n. . O O\n")
+    reader = Conll2003DatasetReader(original_coding_scheme="BIO", coding_scheme="BIOUL")
+    (instance,) = list(reader.read(path))
+    assert _tags(instance) == ["B-PER", "L-PER", "U-PER", "O"]
