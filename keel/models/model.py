@@ -1,0 +1,91 @@
+"""The Model base class: a torch module with metrics, decoding and a predict-on-instances helper."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from keel.common.registry import Registrable
+from keel.data.batch import collate
+from keel.data.instance import Instance
+from keel.data.vocabulary import Vocabulary
+from keel.modules.util import move_to_device
+
+logger = logging.getLogger(__name__)
+
+
+class Model(torch.nn.Module, Registrable):
+    """A keel model: ``forward(**batch)`` returns a dict of tensors, with ``"loss"`` when the
+    batch carries gold labels.
+
+    ``default_predictor`` names the predictor that serves the model.
+    """
+
+    default_predictor: ClassVar[str | None] = None
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def get_metrics(self, reset: bool = False) -> dict[str, float]:
+        """The model's metrics since the last reset, as a flat dict of floats."""
+        return {}
+
+    def make_output_human_readable(self, output_dict: dict[str, Any]) -> dict[str, Any]:
+        """``output_dict`` plus decoded, per-instance values (label strings, tag lists)."""
+        return output_dict
+
+    def get_device(self) -> torch.device:
+        """The device the model's parameters are on (CPU for a model without any)."""
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def forward_on_instance(self, instance: Instance) -> dict[str, Any]:
+        """``forward_on_instances`` for a single instance."""
+        return self.forward_on_instances([instance])[0]
+
+    def forward_on_instances(self, instances: Sequence[Instance]) -> list[dict[str, Any]]:
+        """Run the model on ``instances`` as one batch (no gradients) and split the decoded output
+        per instance: tensors become numpy arrays (or Python scalars), lists are split by item.
+
+        Outputs that are not per instance (a 0-d loss, say) are left out. The caller chooses
+        train or eval mode; predictors and evaluation put the model in eval mode first.
+        """
+        if not instances:
+            return []
+        for instance in instances:
+            instance.index_fields(self.vocab)
+        batch = move_to_device(collate(instances), self.get_device())
+        with torch.no_grad():
+            outputs = self.make_output_human_readable(self(**batch))
+        return split_outputs(outputs, len(instances))
+
+
+def split_outputs(outputs: dict[str, Any], batch_size: int) -> list[dict[str, Any]]:
+    """Per-instance dicts from a batched output dict (see ``Model.forward_on_instances``)."""
+    per_instance: list[dict[str, Any]] = [{} for _ in range(batch_size)]
+    for name, value in outputs.items():
+        if isinstance(value, torch.Tensor):
+            if value.dim() == 0 or value.size(0) != batch_size:
+                logger.debug("output %r is not per instance; left out of the split", name)
+                continue
+            value = value.detach()
+            if value.dtype in (torch.bfloat16, torch.float16):
+                value = value.float()
+            array = value.cpu().numpy()
+            for index in range(batch_size):
+                row = array[index]
+                per_instance[index][name] = row.item() if np.ndim(row) == 0 else row
+        elif isinstance(value, list | tuple) and len(value) == batch_size:
+            for index in range(batch_size):
+                per_instance[index][name] = value[index]
+        else:
+            logger.debug("output %r is not per instance; left out of the split", name)
+    return per_instance

@@ -1,0 +1,103 @@
+"""``lstm`` and ``gru``: torch's recurrent layers over packed (unpadded) sequences."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from keel.common import errors
+from keel.common.errors import ModelError
+from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
+
+
+class PytorchSeq2SeqWrapper(Seq2SeqEncoder):
+    """Runs a batch-first torch RNN on packed sequences, so padding never enters the recurrence
+    (a backward direction starts at each sequence's last real token, not at the padding)."""
+
+    def __init__(self, module: torch.nn.RNNBase) -> None:
+        super().__init__()
+        if not module.batch_first:
+            raise ModelError("the wrapped RNN must be batch_first", code=errors.SHAPE_MISMATCH)
+        self._module = module
+
+    def get_input_dim(self) -> int:
+        return self._module.input_size
+
+    def get_output_dim(self) -> int:
+        return self._module.hidden_size * (2 if self._module.bidirectional else 1)
+
+    def is_bidirectional(self) -> bool:
+        return self._module.bidirectional
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if inputs.dim() != 3 or inputs.shape[-1] != self.get_input_dim():
+            raise ModelError(
+                f"{type(self).__name__} expects inputs (batch, time, {self.get_input_dim()}); "
+                f"got shape {tuple(inputs.shape)}",
+                code=errors.SHAPE_MISMATCH,
+            )
+        batch, length, _ = inputs.shape
+        if mask is None:
+            output, _ = self._module(inputs)
+            return output
+        lengths = mask.sum(dim=1)
+        # Packing needs every length >= 1; all-padding rows are zeroed after the RNN.
+        packed = pack_padded_sequence(
+            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_output, _ = self._module(packed)
+        output, _ = pad_packed_sequence(packed_output, batch_first=True, total_length=length)
+        empty = lengths == 0
+        if bool(empty.any()):
+            output = output.masked_fill(empty.view(batch, 1, 1), 0.0)
+        return output
+
+
+@Seq2SeqEncoder.register("lstm")
+class LstmSeq2SeqEncoder(PytorchSeq2SeqWrapper):
+    """A (bi)LSTM; ``dropout`` applies between stacked layers."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        module = torch.nn.LSTM(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
+        super().__init__(module)
+
+
+@Seq2SeqEncoder.register("gru")
+class GruSeq2SeqEncoder(PytorchSeq2SeqWrapper):
+    """A (bi)GRU; ``dropout`` applies between stacked layers."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        module = torch.nn.GRU(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
+        super().__init__(module)

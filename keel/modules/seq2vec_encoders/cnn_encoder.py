@@ -1,0 +1,80 @@
+"""``cnn``: convolutions of several widths over the tokens, max-pooled over time."""
+
+from __future__ import annotations
+
+import torch
+
+from keel.modules.activations import get_activation
+from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
+from keel.modules.util import min_value_of_dtype
+
+
+@Seq2VecEncoder.register("cnn")
+class CnnEncoder(Seq2VecEncoder):
+    """One Conv1d of ``num_filters`` per n-gram width, activation, then a max over positions.
+
+    Only windows that start at a real token and end inside the sequence are pooled, so padding
+    never wins the max. A sequence shorter than a width (including an empty one) is pooled over
+    its single window padded with zeros, the same whatever the batch's padded length.
+    Output size is ``num_filters * len(ngram_filter_sizes)``, or ``output_dim`` when given
+    (a linear projection).
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_filters: int,
+        ngram_filter_sizes: tuple[int, ...] = (2, 3, 4, 5),
+        conv_layer_activation: str = "relu",
+        output_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._embedding_dim = embedding_dim
+        self._ngram_filter_sizes = tuple(ngram_filter_sizes)
+        self._widest = max(self._ngram_filter_sizes)
+        # Registered one by one under AllenNLP's names (conv_layer_0, ...) so weights line up.
+        self._convolution_layers = [
+            torch.nn.Conv1d(embedding_dim, num_filters, kernel_size=size)
+            for size in self._ngram_filter_sizes
+        ]
+        for index, layer in enumerate(self._convolution_layers):
+            self.add_module(f"conv_layer_{index}", layer)
+        self._activation = get_activation(conv_layer_activation, path="conv_layer_activation")
+        pooled_dim = num_filters * len(self._ngram_filter_sizes)
+        self.projection_layer: torch.nn.Linear | None = None
+        if output_dim is not None:
+            self.projection_layer = torch.nn.Linear(pooled_dim, output_dim)
+        self._output_dim = output_dim if output_dim is not None else pooled_dim
+
+    def get_input_dim(self) -> int:
+        return self._embedding_dim
+
+    def get_output_dim(self) -> int:
+        return self._output_dim
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        batch_size, length, _ = inputs.shape
+        if mask is None:
+            lengths = torch.full((batch_size,), length, dtype=torch.long, device=inputs.device)
+        else:
+            inputs = inputs * mask.unsqueeze(-1).to(inputs.dtype)
+            lengths = mask.long().sum(dim=1)
+        if length < self._widest:
+            inputs = torch.nn.functional.pad(inputs, (0, 0, 0, self._widest - length))
+        channels_first = inputs.transpose(1, 2)
+        pooled = []
+        for size, convolution in zip(
+            self._ngram_filter_sizes, self._convolution_layers, strict=True
+        ):
+            activations = self._activation(convolution(channels_first))  # (B, F, positions)
+            positions = torch.arange(activations.size(-1), device=inputs.device)
+            last_start = (lengths - size).clamp(min=0)
+            valid = positions.unsqueeze(0) <= last_start.unsqueeze(1)  # (B, positions)
+            activations = activations.masked_fill(
+                ~valid.unsqueeze(1), min_value_of_dtype(activations.dtype)
+            )
+            pooled.append(activations.max(dim=2).values)
+        output = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+        if self.projection_layer is not None:
+            output = self.projection_layer(output)
+        return output

@@ -1,0 +1,82 @@
+"""``lstm`` and ``gru``: the final hidden state of a (packed, so mask-respecting) recurrent net."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
+
+
+class _RecurrentSeq2VecEncoder(Seq2VecEncoder):
+    """The last layer's final hidden state, forward and backward directions concatenated.
+
+    Sequences are packed by their mask lengths, so a padded sequence encodes exactly as it
+    would alone; an all-padding sequence encodes as zeros.
+    """
+
+    _rnn_class: ClassVar[type[torch.nn.RNNBase]]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self._module = self._rnn_class(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            batch_first=True,
+        )
+        self._input_size = input_size
+        self._directions = 2 if bidirectional else 1
+        self._output_dim = hidden_size * self._directions
+
+    def get_input_dim(self) -> int:
+        return self._input_size
+
+    def get_output_dim(self) -> int:
+        return self._output_dim
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        batch_size, length, _ = inputs.shape
+        if length == 0:
+            return inputs.new_zeros(batch_size, self._output_dim)
+        if mask is None:
+            lengths = torch.full((batch_size,), length, dtype=torch.long)
+        else:
+            lengths = mask.long().sum(dim=1)
+        # Packing rejects length 0; such rows run on one padding step and are zeroed below.
+        packed = pack_padded_sequence(
+            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, state = self._module(packed)
+        hidden = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, H)
+        final = hidden[-self._directions :].transpose(0, 1).reshape(batch_size, self._output_dim)
+        if mask is not None:
+            final = final * (lengths > 0).to(final.dtype).unsqueeze(1).to(final.device)
+        return final
+
+
+@Seq2VecEncoder.register("lstm")
+class LstmSeq2VecEncoder(_RecurrentSeq2VecEncoder):
+    """An LSTM's final hidden state (both directions concatenated when bidirectional)."""
+
+    _rnn_class = torch.nn.LSTM
+
+
+@Seq2VecEncoder.register("gru")
+class GruSeq2VecEncoder(_RecurrentSeq2VecEncoder):
+    """A GRU's final hidden state (both directions concatenated when bidirectional)."""
+
+    _rnn_class = torch.nn.GRU

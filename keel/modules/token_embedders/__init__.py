@@ -1,0 +1,10 @@
+"""Token embedders: turn one indexer's id tensors into per-token vectors."""
+
+from keel.modules.token_embedders.embedding import (
+    Embedding,
+    read_pretrained_embeddings,
+    remove_pretrained_files,
+)
+from keel.modules.token_embedders.token_embedder import TokenEmbedder
+
+__all__ = ["Embedding", "TokenEmbedder", "read_pretrained_embeddings", "remove_pretrained_files"]

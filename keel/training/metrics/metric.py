@@ -1,0 +1,35 @@
+"""The Metric base class: accumulate over batches, report floats, reset per epoch."""
+
+from __future__ import annotations
+
+import torch
+
+from keel.common.registry import Registrable
+
+
+class Metric(Registrable):
+    """Accumulates statistics batch by batch; ``get_metric`` reports them as named floats.
+
+    Statistics stay as tensors on the batch's device, so calling a metric never waits for the
+    accelerator; only ``get_metric`` does.
+    """
+
+    def __call__(
+        self,
+        predictions: torch.Tensor,
+        gold_labels: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def get_metric(self, reset: bool = False) -> dict[str, float]:
+        """The metric's values so far; ``reset`` starts over afterwards."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def detach_tensors(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        """The tensors cut from the autograd graph, so accumulating them keeps no graph alive."""
+        return tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in tensors)
