@@ -1,0 +1,33 @@
+"""Training: the trainer, optimizers, schedulers, metrics, checkpoints and seeding."""
+
+from keel.training import metrics
+from keel.training.checkpointer import Checkpoint, Checkpointer
+from keel.training.learning_rate_schedulers import (
+    LearningRateScheduler,
+    LinearWithWarmup,
+    ReduceOnPlateau,
+)
+from keel.training.optimizers import (
+    AdamOptimizer,
+    AdamWOptimizer,
+    Optimizer,
+    SgdOptimizer,
+)
+from keel.training.trainer import GradientDescentTrainer, Trainer
+from keel.training.util import prepare_environment
+
+__all__ = [
+    "AdamOptimizer",
+    "AdamWOptimizer",
+    "Checkpoint",
+    "Checkpointer",
+    "GradientDescentTrainer",
+    "LearningRateScheduler",
+    "LinearWithWarmup",
+    "Optimizer",
+    "ReduceOnPlateau",
+    "SgdOptimizer",
+    "Trainer",
+    "metrics",
+    "prepare_environment",
+]

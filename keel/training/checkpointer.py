@@ -1,0 +1,145 @@
+"""Per-epoch training checkpoints that are complete or invisible, never half-written.
+
+A checkpoint is the directory ``<serialization_dir>/checkpoints/epoch_<N>/`` holding
+
+- ``model.safetensors``: the model's weights;
+- ``training_state.pt``: everything else (optimizer and scheduler state, RNG states, epoch,
+  metrics history, best-so-far bookkeeping) as tensors and plain values, written with
+  ``torch.save`` and read with ``torch.load(weights_only=True)``, which refuses arbitrary objects.
+
+The directory is assembled under a temporary name, every file is fsynced, and one atomic rename
+publishes it; so a process killed at any moment leaves either the previous checkpoints or the new
+one, and ``latest()`` only ever sees complete checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from keel.common import errors
+from keel.common.errors import TrainingError
+from keel.common.file_utils import atomic_directory, atomic_path, remove_stale_temporaries
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "training_state.pt"
+_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete checkpoint on disk; ``epoch`` is the last epoch it has finished (0-based)."""
+
+    epoch: int
+    path: Path
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
+
+
+def weights_for_saving(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict safetensors accepts: on CPU, contiguous, and with no two entries sharing
+    memory (tied weights are stored under each name, so a strict load finds every key)."""
+    result: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()  # a fresh copy, shares nothing
+        else:
+            storage = (tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
+            if storage in seen or not tensor.is_contiguous():
+                tensor = tensor.clone(memory_format=torch.contiguous_format)
+            seen.add((tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes()))
+        result[name] = tensor.contiguous()
+    return result
+
+
+def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Write weights to a safetensors file atomically."""
+    with atomic_path(path) as temp:
+        save_file(weights_for_saving(state_dict), str(temp))
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a safetensors file of weights."""
+    return load_file(str(path), device=str(device))
+
+
+class Checkpointer:
+    """Writes, finds, loads and prunes the checkpoints of one serialization directory."""
+
+    def __init__(self, serialization_dir: str | Path, keep_most_recent: int | None = 2) -> None:
+        if keep_most_recent is not None and keep_most_recent < 1:
+            raise TrainingError(
+                f"keep_most_recent must be at least 1 (or null to keep all), got {keep_most_recent}"
+            )
+        self.directory = Path(serialization_dir) / "checkpoints"
+        self.keep_most_recent = keep_most_recent
+
+    def save(
+        self, epoch: int, model_state: dict[str, torch.Tensor], training_state: dict[str, Any]
+    ) -> Checkpoint:
+        """Write the checkpoint of finished epoch ``epoch``; then prune old checkpoints."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.directory)
+        target = self.directory / f"epoch_{epoch}"
+        if target.exists():
+            # A rerun of this epoch after a crash between the rename and pruning: replace it.
+            shutil.rmtree(target)
+        with atomic_directory(target) as temp:
+            save_file(weights_for_saving(model_state), str(temp / MODEL_FILE))
+            torch.save(training_state, temp / STATE_FILE)
+        self._prune()
+        return Checkpoint(epoch, target)
+
+    def all(self) -> list[Checkpoint]:
+        """Complete checkpoints, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for child in self.directory.iterdir():
+            match = _CHECKPOINT_NAME.match(child.name)
+            if match and (child / MODEL_FILE).is_file() and (child / STATE_FILE).is_file():
+                found.append(Checkpoint(int(match.group(1)), child))
+        return sorted(found, key=lambda checkpoint: checkpoint.epoch)
+
+    def latest(self) -> Checkpoint | None:
+        """The most recent complete checkpoint, or None."""
+        checkpoints = self.all()
+        return checkpoints[-1] if checkpoints else None
+
+    def load(
+        self, checkpoint: Checkpoint, device: str | torch.device = "cpu"
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(model weights, training state) of a checkpoint; refuses anything but plain data."""
+        try:
+            weights = load_weights(checkpoint.model_path, device)
+            state = torch.load(checkpoint.state_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a truncated or tampered file, or pickled objects
+            raise TrainingError(
+                f"cannot read checkpoint {checkpoint.path}: {type(error).__name__}: {error}",
+                code=errors.NOTHING_TO_RECOVER,
+            ) from error
+        return weights, state
+
+    def _prune(self) -> None:
+        if self.keep_most_recent is None:
+            return
+        for old in self.all()[: -self.keep_most_recent]:
+            logger.debug("removing old checkpoint %s", old.path)
+            shutil.rmtree(old.path, ignore_errors=True)

@@ -1,0 +1,378 @@
+"""The top-level config schema (AllenNLP's shape) and the train command's logic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keel.common import errors
+from keel.common.errors import ConfigurationError, TrainingError
+from keel.common.file_utils import atomic_write_json, atomic_write_text
+from keel.common.from_params import Validation, build, validate
+from keel.common.lazy import Lazy
+from keel.common.params import dump_config
+from keel.data.data_loaders.data_loader import DataLoader
+from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.instance import Instance
+from keel.data.vocabulary import Vocabulary
+from keel.guard.fingerprint import PreprocessingFingerprint
+from keel.guard.hashing import FileHash
+from keel.guard.preprocessing_cache import PreprocessingCache
+from keel.models.model import Model
+from keel.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+VOCABULARY_DIR = "vocabulary"
+BEST_WEIGHTS = "best.safetensors"
+
+
+@dataclass
+class Experiment:
+    """Everything a training config may say at its top level (AllenNLP's keys and keel's own).
+
+    The dataclass fields are the schema: ``validate(Experiment, config)`` checks a whole config.
+    """
+
+    dataset_reader: DatasetReader
+    train_data_path: str
+    model: Lazy[Model]
+    trainer: Lazy[Trainer]
+    data_loader: Lazy[DataLoader]
+    validation_dataset_reader: DatasetReader | None = None
+    validation_data_path: str | None = None
+    test_data_path: str | None = None
+    validation_data_loader: Lazy[DataLoader] | None = None
+    vocabulary: Lazy[Vocabulary] | None = None
+    datasets_for_vocab_creation: list[str] | None = None
+    evaluate_on_test: bool = False
+    random_seed: int = 13370
+    numpy_seed: int = 1337
+    pytorch_seed: int = 133
+    deterministic: bool = True
+    golden_sample_size: int = 256
+
+
+def validate_experiment(config: Mapping[str, Any]) -> Validation:
+    """Every problem of a training config at once (raised), or its resolved form and components."""
+    config = dict(config)
+    # The shuffling seed follows the experiment's seed unless a loader sets its own.
+    seed = config.get("random_seed", Experiment.random_seed)
+    for key in ("data_loader", "validation_data_loader"):
+        section = config.get(key)
+        if isinstance(section, dict) and "seed" not in section:
+            config[key] = {**section, "seed": seed}
+    validation = validate(Experiment, config)
+    validation.raise_if_invalid()
+    return validation
+
+
+@dataclass
+class TrainingResult:
+    serialization_dir: Path
+    archive_path: Path
+    metrics: dict[str, Any]
+    model: Model
+    vocab: Vocabulary
+
+
+def prepare_serialization_dir(
+    directory: Path, config: Mapping[str, Any], *, recover: bool, force: bool
+) -> None:
+    config_file = directory / CONFIG_FILE
+    if recover and force:
+        raise TrainingError(
+            "--recover and --force cannot be used together", code=errors.TRAINING_FAILED
+        )
+    if recover:
+        if not config_file.is_file():
+            raise TrainingError(
+                f"{directory}: nothing to recover (no {CONFIG_FILE}); run without --recover",
+                code=errors.NOTHING_TO_RECOVER,
+            )
+        previous = json.loads(config_file.read_text(encoding="utf-8"))
+        if previous != config:
+            changed = sorted(
+                key for key in set(previous) | set(config) if previous.get(key) != config.get(key)
+            )
+            raise TrainingError(
+                f"{directory}: the config differs from the interrupted run's in "
+                f"{', '.join(changed)}; --recover needs the same config",
+                code=errors.RECOVER_CONFIG_MISMATCH,
+            )
+        return
+    if directory.exists() and any(directory.iterdir()):
+        if not force:
+            raise TrainingError(
+                f"{directory} already exists and is not empty; use --force to overwrite it or "
+                "--recover to resume",
+                code=errors.SERIALIZATION_DIR_EXISTS,
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class PreparedData:
+    """Indexed instances per role (train, validation, test), the vocabulary, and their records."""
+
+    vocab: Vocabulary
+    paths: dict[str, str]
+    instances: dict[str, list[Instance]]
+    hashes: dict[str, FileHash]
+    fingerprints: dict[str, PreprocessingFingerprint]
+    cache_hits: dict[str, bool]
+
+
+def prepare_data(
+    experiment: Experiment,
+    resolved: Mapping[str, Any],
+    directory: Path,
+    *,
+    recover: bool,
+    cache: PreprocessingCache | None,
+) -> PreparedData:
+    """Read (or take from ``cache``), build or load the vocabulary, index, and fingerprint."""
+    from keel.guard.fingerprint import preprocessing_fingerprint
+    from keel.guard.hashing import hash_file
+    from keel.guard.preprocessing_cache import instances_key, vocabulary_key
+
+    validation_reader = experiment.validation_dataset_reader or experiment.dataset_reader
+    reader_section = resolved["dataset_reader"]
+    validation_section = resolved.get("validation_dataset_reader") or reader_section
+    paths = {
+        role: path
+        for role, path in (
+            ("train", experiment.train_data_path),
+            ("validation", experiment.validation_data_path),
+            ("test", experiment.test_data_path),
+        )
+        if path
+    }
+    readers = {
+        role: experiment.dataset_reader if role == "train" else validation_reader for role in paths
+    }
+    sections = {role: reader_section if role == "train" else validation_section for role in paths}
+    hashes = {role: hash_file(path) for role, path in paths.items()}
+    read: dict[str, list[Instance]] = {}
+
+    def instances_of(role: str) -> list[Instance]:
+        if role not in read:
+            read[role] = list(readers[role].read(paths[role]))
+        return read[role]
+
+    chosen = experiment.datasets_for_vocab_creation or ["train"]
+    unknown = [name for name in chosen if name not in paths]
+    if unknown:
+        raise ConfigurationError(
+            f"datasets_for_vocab_creation: {unknown} not among the data paths given "
+            f"({', '.join(paths)})",
+            code=errors.BAD_VALUE,
+        )
+    vocab_dir = directory / VOCABULARY_DIR
+    vocab: Vocabulary | None = None
+    if recover and vocab_dir.is_dir():
+        vocab = Vocabulary.from_files(str(vocab_dir))
+    else:
+        vocab_key = vocabulary_key(
+            [hashes[role] for role in chosen],
+            {role: sections[role] for role in chosen},
+            resolved.get("vocabulary"),
+        )
+        vocab = cache.load_vocabulary(vocab_key) if cache else None
+        if vocab is None:
+            lazy_vocab = experiment.vocabulary or Lazy(Vocabulary, {})
+            vocab = lazy_vocab.construct(
+                instances=[instance for role in chosen for instance in instances_of(role)]
+            )
+            if cache:
+                _best_effort(lambda: cache.store_vocabulary(vocab_key, vocab))
+        vocab.save_to_files(str(vocab_dir))
+
+    instances: dict[str, list[Instance]] = {}
+    fingerprints: dict[str, PreprocessingFingerprint] = {}
+    hits: dict[str, bool] = {}
+    for role in paths:
+        key = instances_key(hashes[role], sections[role], vocab)
+        cached = cache.load(key, readers[role].token_indexers) if cache else None
+        hits[role] = cached is not None
+        if cached is not None:
+            instances[role] = cached
+            fingerprint = cache.fingerprint(key)
+        else:
+            instances[role] = instances_of(role)
+            if cache:
+                _best_effort(lambda role=role, key=key: cache.store(key, instances[role], vocab))
+            fingerprint = cache.fingerprint(key) if cache else None
+        fingerprints[role] = fingerprint or preprocessing_fingerprint(instances[role], vocab)
+        logger.info(
+            "%s: %d instances%s",
+            role,
+            len(instances[role]),
+            " (from the preprocessing cache)" if hits[role] else "",
+        )
+    return PreparedData(vocab, paths, instances, hashes, fingerprints, hits)
+
+
+def _best_effort(write: Any) -> None:
+    # A cache that cannot be written (full disk, read-only home) must not stop training.
+    try:
+        write()
+    except OSError as error:
+        logger.warning("preprocessing cache not written: %s", error)
+
+
+def train_model(
+    config: Mapping[str, Any],
+    serialization_dir: str | Path,
+    *,
+    recover: bool = False,
+    force: bool = False,
+    include_packages: Iterable[str] = (),
+    quiet: bool = False,
+    cache: PreprocessingCache | None = None,
+) -> TrainingResult:
+    """Validate the whole config, then read, index, train and archive into the directory.
+
+    With ``cache``, tokenized and indexed instances (and the vocabulary) are reused across runs
+    on the same data and preprocessing config.
+    """
+    from keel.archive.model_archive import archive_model
+    from keel.training.util import prepare_environment
+
+    started = time.perf_counter()
+    validation = validate_experiment(config)
+    resolved = validation.resolved
+    directory = Path(serialization_dir)
+    prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    atomic_write_text(directory / CONFIG_FILE, dump_config(resolved))
+    _write_environment(directory)
+
+    experiment: Experiment = build(Experiment, resolved)
+    prepare_environment(
+        random_seed=experiment.random_seed,
+        numpy_seed=experiment.numpy_seed,
+        pytorch_seed=experiment.pytorch_seed,
+        deterministic=experiment.deterministic,
+    )
+
+    reader = experiment.dataset_reader
+    validation_reader = experiment.validation_dataset_reader or reader
+    data = prepare_data(experiment, resolved, directory, recover=recover, cache=cache)
+    vocab = data.vocab
+    train_instances = data.instances["train"]
+    validation_instances = data.instances.get("validation")
+    test_instances = data.instances.get("test")
+    provenance = _provenance(experiment, resolved, validation, data)
+    model = experiment.model.construct(vocab=vocab)
+    data_loader = experiment.data_loader.construct(instances=train_instances)
+    data_loader.index_with(vocab)
+    validation_loader = None
+    if validation_instances is not None:
+        lazy_loader = experiment.validation_data_loader or experiment.data_loader
+        validation_loader = lazy_loader.construct(instances=validation_instances)
+        validation_loader.index_with(vocab)
+
+    trainer = experiment.trainer.construct(
+        model=model,
+        data_loader=data_loader,
+        validation_data_loader=validation_loader,
+        serialization_dir=str(directory),
+        **({"quiet": True} if quiet else {}),
+    )
+    metrics = trainer.train(recover=recover)
+
+    if test_instances is not None and experiment.evaluate_on_test:
+        from keel.training.evaluation import evaluate
+
+        test_metrics = evaluate(model, test_instances, vocab, batch_size=_batch_size(resolved))
+        metrics.update({f"test_{key}": value for key, value in test_metrics.items()})
+    metrics["training_duration_total_seconds"] = round(time.perf_counter() - started, 3)
+    atomic_write_json(directory / "metrics.json", metrics)
+
+    if experiment.validation_data_path and experiment.golden_sample_size > 0:
+        from keel.guard.golden import record_golden
+
+        provenance["golden"] = record_golden(
+            model,
+            validation_reader,
+            vocab,
+            experiment.validation_data_path,
+            sample_size=experiment.golden_sample_size,
+            seed=experiment.random_seed,
+        )
+    archive_path = archive_model(
+        directory,
+        model=model,
+        vocab=vocab,
+        config=resolved,
+        metrics=metrics,
+        include_packages=list(include_packages),
+        provenance=provenance,
+    )
+    return TrainingResult(directory, archive_path, metrics, model, vocab)
+
+
+def _provenance(
+    experiment: Experiment,
+    resolved: Mapping[str, Any],
+    validation: Validation,
+    data: PreparedData,
+) -> dict[str, Any]:
+    """What the manifest records about how this model was made (see keel.guard)."""
+    from keel.guard.components import describe_components
+    from keel.guard.fingerprint import reader_tokenizer_fingerprint, vocabulary_hash
+    from keel.guard.hashing import hash_file
+
+    data_files = {
+        role: {"path": path, **data.hashes[role].to_dict()} for role, path in data.paths.items()
+    }
+    for index, path in enumerate(_pretrained_files(resolved)):
+        data_files[f"pretrained_{index}"] = {"path": path, **hash_file(path).to_dict()}
+    reader = experiment.validation_dataset_reader or experiment.dataset_reader
+    tokenizer = reader_tokenizer_fingerprint(reader, data.vocab)
+    return {
+        "components": describe_components(validation.components),
+        "data_files": data_files,
+        "preprocessing_fingerprints": {
+            role: fingerprint.to_dict() for role, fingerprint in data.fingerprints.items()
+        },
+        "vocabulary_sha256": vocabulary_hash(data.vocab),
+        "tokenizer_fingerprint": tokenizer.to_dict() if tokenizer is not None else None,
+        "reproducibility": {
+            "random_seed": experiment.random_seed,
+            "numpy_seed": experiment.numpy_seed,
+            "pytorch_seed": experiment.pytorch_seed,
+            "deterministic": experiment.deterministic,
+        },
+    }
+
+
+def _pretrained_files(config: Any) -> list[str]:
+    if isinstance(config, dict):
+        found = (
+            [config["pretrained_file"]] if isinstance(config.get("pretrained_file"), str) else []
+        )
+        return found + [path for value in config.values() for path in _pretrained_files(value)]
+    if isinstance(config, list):
+        return [path for item in config for path in _pretrained_files(item)]
+    return []
+
+
+def _batch_size(config: Mapping[str, Any]) -> int:
+    loader = config.get("validation_data_loader") or config.get("data_loader") or {}
+    sampler = loader.get("batch_sampler") or {}
+    return int(sampler.get("batch_size") or loader.get("batch_size") or 32)
+
+
+def _write_environment(directory: Path) -> None:
+    from keel.guard.environment import save_environment
+
+    save_environment(directory)

@@ -1,0 +1,625 @@
+"""Trainers: the loop that fits a model, validates it, keeps the best weights and checkpoints.
+
+``GradientDescentTrainer`` (``gradient_descent``) follows AllenNLP's trainer: its config keys,
+its ``metrics.json`` keys and its behaviour (patience, ``validation_metric`` "+name"/"-name",
+best-model selection), with exactly resumable checkpoints: a run recovered from the checkpoint
+of epoch *e* ends with weights bit-identical to an uninterrupted run, because the checkpoint holds
+the optimizer, scheduler and every RNG state, and the data loader's order depends only on
+``(seed, epoch)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+
+from keel.common import errors
+from keel.common.errors import ConfigurationError, TrainingError
+from keel.common.file_utils import atomic_write_json, remove_stale_temporaries
+from keel.common.lazy import Lazy
+from keel.common.registry import Registrable
+from keel.data.data_loaders.data_loader import DataLoader
+from keel.models.model import Model
+from keel.training.checkpointer import Checkpointer, load_weights, save_weights
+from keel.training.learning_rate_schedulers import LearningRateScheduler
+from keel.training.optimizers import AdamOptimizer, Optimizer
+from keel.training.util import (
+    get_rng_state,
+    peak_cpu_memory_mb,
+    peak_gpu_memory_mb,
+    set_rng_state,
+)
+
+logger = logging.getLogger(__name__)
+
+BEST_WEIGHTS_FILE = "best.safetensors"
+METRICS_FILE = "metrics.json"
+TRAINING_STATE_FORMAT = 1
+# The progress bar and the NaN check run at most this often, so they cost nothing per batch.
+_REFRESH_INTERVAL_S = 0.1
+
+
+class Trainer(Registrable):
+    """Fits a model; ``train()`` returns the final metrics."""
+
+    default_implementation = "gradient_descent"
+
+    def train(self, recover: bool = False) -> dict[str, Any]:
+        """Train to the end; with ``recover``, continue from the latest checkpoint."""
+        raise NotImplementedError
+
+
+class _MetricTracker:
+    """Which epoch is best by ``validation_metric``, and how long since it improved."""
+
+    def __init__(self, validation_metric: str | list[str], patience: int | None) -> None:
+        names = [validation_metric] if isinstance(validation_metric, str) else validation_metric
+        self.signed: list[tuple[float, str]] = []
+        for name in names:
+            if len(name) < 2 or name[0] not in "+-":
+                raise ConfigurationError(
+                    f"trainer.validation_metric: {name!r} must start with '+' (higher is better) "
+                    "or '-' (lower is better), e.g. '+accuracy' or '-loss'",
+                    code=errors.BAD_VALUE,
+                )
+            self.signed.append((1.0 if name[0] == "+" else -1.0, name[1:]))
+        self.patience = patience
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.epochs_without_improvement = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [name for _, name in self.signed]
+
+    def raw_value(self, metrics: Mapping[str, Any]) -> float:
+        """The metric as reported (summed when several), for schedulers that watch it."""
+        return float(sum(metrics[name] for _, name in self.signed))
+
+    def score(self, metrics: Mapping[str, Any], where: str) -> float:
+        missing = [name for name in self.names if name not in metrics]
+        if missing:
+            raise TrainingError(
+                f"validation_metric names {missing} but the {where} metrics are "
+                f"{sorted(metrics)}; set trainer.validation_metric to one of them"
+            )
+        return float(sum(sign * float(metrics[name]) for sign, name in self.signed))
+
+    def add(self, score: float, epoch: int) -> bool:
+        """Record an epoch's score; True when it is the best so far."""
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.epochs_without_improvement = 0
+            return True
+        self.epochs_without_improvement += 1
+        return False
+
+    def should_stop_early(self) -> bool:
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "epochs_without_improvement": self.epochs_without_improvement,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best_score = state["best_score"]
+        self.best_epoch = state["best_epoch"]
+        self.epochs_without_improvement = int(state["epochs_without_improvement"])
+
+
+@Trainer.register("gradient_descent")
+class GradientDescentTrainer(Trainer):
+    """Mini-batch gradient descent with validation, early stopping and exact checkpoints.
+
+    ``model``, ``data_loader``, ``validation_data_loader`` and ``serialization_dir`` are supplied
+    by the train command; the rest is config. Without ``serialization_dir`` nothing is written.
+    ``grad_norm`` clips the gradients' total norm; ``grad_clipping`` clamps each gradient value
+    to ``[-grad_clipping, grad_clipping]`` (both after accumulation, just before the step).
+    Accumulated losses are averaged over the batches of each optimizer step.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        data_loader: DataLoader,
+        optimizer: Lazy[Optimizer] | None = None,
+        validation_data_loader: DataLoader | None = None,
+        serialization_dir: str | None = None,
+        learning_rate_scheduler: Lazy[LearningRateScheduler] | None = None,
+        num_epochs: int = 20,
+        patience: int | None = None,
+        validation_metric: str | list[str] = "-loss",
+        grad_norm: float | None = None,
+        grad_clipping: float | None = None,
+        num_gradient_accumulation_steps: int = 1,
+        cuda_device: int | None = None,
+        use_amp: bool = False,
+        keep_most_recent: int | None = 2,
+        quiet: bool = False,
+    ) -> None:
+        if num_epochs < 1:
+            raise ConfigurationError(
+                f"trainer.num_epochs must be at least 1, got {num_epochs}", code=errors.BAD_VALUE
+            )
+        if num_gradient_accumulation_steps < 1:
+            raise ConfigurationError(
+                "trainer.num_gradient_accumulation_steps must be at least 1, got "
+                f"{num_gradient_accumulation_steps}",
+                code=errors.BAD_VALUE,
+            )
+        if patience is not None and patience < 1:
+            raise ConfigurationError(
+                f"trainer.patience must be at least 1 or null, got {patience}",
+                code=errors.BAD_VALUE,
+            )
+        for name, value in (("grad_norm", grad_norm), ("grad_clipping", grad_clipping)):
+            if value is not None and not value > 0:
+                raise ConfigurationError(
+                    f"trainer.{name} must be positive or null, got {value}", code=errors.BAD_VALUE
+                )
+        self.model = model
+        self.data_loader = data_loader
+        self.validation_data_loader = validation_data_loader
+        self.serialization_dir = Path(serialization_dir) if serialization_dir else None
+        self.num_epochs = num_epochs
+        self.num_gradient_accumulation_steps = num_gradient_accumulation_steps
+        self.grad_norm = grad_norm
+        self.grad_clipping = grad_clipping
+        self.quiet = quiet
+        self.tracker = _MetricTracker(validation_metric, patience)
+
+        self.device = _resolve_device(cuda_device)
+        if self.device.type != "cpu":
+            self.model.to(self.device)
+        self.use_amp = use_amp
+        # fp16 needs loss scaling on GPUs; CPU autocast uses bfloat16, which does not.
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type)
+            if use_amp and self.device.type == "cuda"
+            else None
+        )
+
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if optimizer is None:
+            self.optimizer: torch.optim.Optimizer = AdamOptimizer(named)
+        else:
+            self.optimizer = optimizer.construct(model_parameters=named)
+        # After the optimizer: its parameter_groups may have frozen some parameters.
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+
+        self.num_batches = _length(data_loader)
+        steps_per_epoch = (
+            math.ceil(self.num_batches / num_gradient_accumulation_steps)
+            if self.num_batches is not None
+            else None
+        )
+        self.scheduler: LearningRateScheduler | None = None
+        if learning_rate_scheduler is not None:
+            extras: dict[str, Any] = {"optimizer": self.optimizer, "num_epochs": num_epochs}
+            if steps_per_epoch is not None:
+                extras["num_steps_per_epoch"] = steps_per_epoch
+            self.scheduler = learning_rate_scheduler.construct(**extras)
+
+        self.checkpointer = (
+            Checkpointer(self.serialization_dir, keep_most_recent)
+            if self.serialization_dir is not None
+            else None
+        )
+        self.optimizer_steps = 0
+        self.metrics_history: list[dict[str, Any]] = []
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self._duration_before_s = 0.0
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train(self, recover: bool = False) -> dict[str, Any]:
+        """Train for ``num_epochs`` (or until patience runs out); return the last epoch's metrics
+        with the best epoch's. The model ends with the best epoch's weights loaded."""
+        start_epoch = self._restore_checkpoint() if recover else 0
+        started = time.monotonic()
+        metrics: dict[str, Any] = dict(self.metrics_history[-1]) if self.metrics_history else {}
+        for epoch in range(start_epoch, self.num_epochs):
+            if self.tracker.should_stop_early():
+                break
+            train_metrics = self._train_epoch(epoch)
+            validation_metrics = (
+                self._validate(epoch) if self.validation_data_loader is not None else {}
+            )
+            judged, where = (
+                (validation_metrics, "validation")
+                if self.validation_data_loader is not None
+                else (train_metrics, "training")
+            )
+            is_best = self.tracker.add(self.tracker.score(judged, where), epoch)
+            if self.scheduler is not None:
+                self.scheduler.step(self.tracker.raw_value(judged))
+
+            duration = self._duration_before_s + time.monotonic() - started
+            metrics = self._epoch_metrics(
+                epoch, start_epoch, duration, train_metrics, validation_metrics, is_best
+            )
+            self.metrics_history.append(metrics)
+            logger.info("epoch %d/%d: %s", epoch + 1, self.num_epochs, _summary(metrics))
+            if is_best:
+                self.best_weights = _cpu_copy(self.model.state_dict())
+            if self.serialization_dir is not None:
+                atomic_write_json(self.serialization_dir / f"metrics_epoch_{epoch}.json", metrics)
+                self._save_checkpoint(epoch, duration)
+                if is_best:
+                    # After the checkpoint, so that a crash in between is repaired on recovery.
+                    save_weights(self.best_weights, self.serialization_dir / BEST_WEIGHTS_FILE)
+            if self.tracker.should_stop_early():
+                logger.info(
+                    "no improvement of %s for %d epochs: stopping early",
+                    "+".join(self.tracker.names),
+                    self.tracker.epochs_without_improvement,
+                )
+                break
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        if self.serialization_dir is not None:
+            atomic_write_json(self.serialization_dir / METRICS_FILE, metrics)
+        return metrics
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        model = self.model
+        model.train()
+        model.get_metrics(reset=True)
+        _set_epoch(self.data_loader, epoch)
+        accumulation = self.num_gradient_accumulation_steps
+        num_batches = self.num_batches
+        losses = _LossTotal(epoch)
+        group_size = accumulation
+        pending = False
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._progress(epoch, num_batches) as advance:
+            last_refresh = time.monotonic()
+            for index, batch in enumerate(self.data_loader):
+                position = index % accumulation
+                if position == 0 and num_batches is not None:
+                    group_size = min(accumulation, num_batches - index)
+                loss = self._forward_loss(batch, training=True)
+                losses.add(loss)
+                if group_size > 1:
+                    loss = loss / group_size
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                pending = True
+                if position == group_size - 1:
+                    self._step()
+                    pending = False
+                now = time.monotonic()
+                if now - last_refresh >= _REFRESH_INTERVAL_S:
+                    last_refresh = now
+                    advance(losses.count, losses.mean(), model.get_metrics(reset=False))
+            if pending:  # a loader without len() ended inside an accumulation group
+                self._step()
+            if losses.count == 0:
+                raise TrainingError(f"the training data loader yielded no batch in epoch {epoch}")
+            metrics = _plain_metrics(model.get_metrics(reset=True))
+            metrics["loss"] = losses.mean()
+            advance(losses.count, metrics["loss"], metrics)
+        return metrics
+
+    def _forward_loss(self, batch: dict[str, Any], training: bool) -> torch.Tensor:
+        if self.device.type != "cpu":
+            batch = _move_to_device(batch, self.device)
+        with self._autocast():
+            output = self.model(**batch)
+        loss = output.get("loss") if isinstance(output, Mapping) else None
+        if loss is None and training:
+            raise TrainingError(
+                "the model returned no 'loss' for a training batch; "
+                "do the training instances carry gold labels?"
+            )
+        return loss
+
+    def _step(self) -> None:
+        optimizer = self.optimizer
+        if self.scaler is not None and (self.grad_norm or self.grad_clipping):
+            self.scaler.unscale_(optimizer)
+        if self.grad_clipping is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, self.grad_clipping)
+        if self.grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.optimizer_steps += 1
+        if self.scheduler is not None:
+            self.scheduler.step_batch()
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        loader = self.validation_data_loader
+        assert loader is not None
+        model = self.model
+        model.eval()
+        model.get_metrics(reset=True)
+        _set_epoch(loader, epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        losses = 0
+        with torch.no_grad():
+            for batch in loader:
+                loss = self._forward_loss(batch, training=False)
+                if loss is not None:
+                    loss_sum += loss.detach().float()
+                    losses += 1
+        metrics = _plain_metrics(model.get_metrics(reset=True))
+        if losses:
+            metrics["loss"] = float(loss_sum.item()) / losses
+        return metrics
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.use_amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @contextlib.contextmanager
+    def _progress(self, epoch: int, total: int | None) -> Iterator[Any]:
+        """Yield ``advance(batches, loss, metrics)``: a rich progress bar, or a no-op when quiet or
+        not on a terminal."""
+        if self.quiet or not sys.stderr.isatty():
+            yield lambda batches, loss, metrics: None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(stderr=True),
+            auto_refresh=False,
+        )
+        task = progress.add_task(
+            "train", total=total, epoch=f"{epoch + 1}/{self.num_epochs}", status=""
+        )
+
+        # Per-label metrics would push the bar off the line: show the loss, the metrics that
+        # select the best epoch, and accuracy.
+        shown = ["loss", *self.tracker.names, "accuracy"]
+        shown = [name for index, name in enumerate(shown) if name not in shown[:index]]
+
+        def advance(batches: int, loss: float, metrics: Mapping[str, Any]) -> None:
+            values = {**metrics, "loss": loss}
+            status = " ".join(
+                f"{name} {float(values[name]):.4f}"
+                for name in shown
+                if isinstance(values.get(name), int | float)
+            )
+            progress.update(task, completed=batches, status=status)
+            progress.refresh()
+
+        with progress:
+            yield advance
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def _epoch_metrics(
+        self,
+        epoch: int,
+        start_epoch: int,
+        duration_s: float,
+        train_metrics: Mapping[str, float],
+        validation_metrics: Mapping[str, float],
+        is_best: bool,
+    ) -> dict[str, Any]:
+        """AllenNLP's per-epoch metrics dict (the content of metrics_epoch_N.json)."""
+        previous_best = self.metrics_history[-1] if self.metrics_history else {}
+        metrics: dict[str, Any] = {"best_epoch": self.tracker.best_epoch}
+        metrics["peak_worker_0_memory_MB"] = peak_cpu_memory_mb()
+        for device, peak in peak_gpu_memory_mb().items():
+            metrics[f"peak_gpu_{device}_memory_MB"] = peak
+        metrics["training_duration"] = str(datetime.timedelta(seconds=duration_s))
+        metrics["training_start_epoch"] = start_epoch
+        metrics["training_epochs"] = epoch - start_epoch + 1
+        metrics["epoch"] = epoch
+        for key, value in train_metrics.items():
+            metrics[f"training_{key}"] = value
+        for key, value in validation_metrics.items():
+            metrics[f"validation_{key}"] = value
+        if is_best:
+            best_source = validation_metrics or train_metrics
+            prefix = "validation" if validation_metrics else "training"
+            for key, value in best_source.items():
+                metrics[f"best_{prefix}_{key}"] = value
+        else:
+            for key, value in previous_best.items():
+                if key.startswith("best_validation_") or key.startswith("best_training_"):
+                    metrics[key] = value
+        return metrics
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _save_checkpoint(self, epoch: int, duration_s: float) -> None:
+        assert self.checkpointer is not None
+        state = {
+            "format_version": TRAINING_STATE_FORMAT,
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "tracker": self.tracker.state_dict(),
+            "metrics_history": self.metrics_history,
+            "optimizer_steps": self.optimizer_steps,
+            "training_duration_s": duration_s,
+            "rng": get_rng_state(),
+        }
+        self.checkpointer.save(epoch, self.model.state_dict(), state)
+
+    def _restore_checkpoint(self) -> int:
+        """Load the latest checkpoint; return the first epoch still to train."""
+        if self.checkpointer is None:
+            raise TrainingError(
+                "cannot recover without a serialization directory", code=errors.NOTHING_TO_RECOVER
+            )
+        assert self.serialization_dir is not None
+        # A killed run may have left the temporary file of an unfinished atomic write.
+        remove_stale_temporaries(self.serialization_dir)
+        checkpoint = self.checkpointer.latest()
+        if checkpoint is None:
+            raise TrainingError(
+                f"nothing to recover: {self.checkpointer.directory} holds no complete checkpoint",
+                code=errors.NOTHING_TO_RECOVER,
+            )
+        weights, state = self.checkpointer.load(checkpoint, self.device)
+        if state.get("format_version") != TRAINING_STATE_FORMAT:
+            raise TrainingError(
+                f"{checkpoint.state_path} has training-state format "
+                f"{state.get('format_version')!r}; this keel reads {TRAINING_STATE_FORMAT}",
+                code=errors.NOTHING_TO_RECOVER,
+            )
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.metrics_history = list(state["metrics_history"])
+        self.optimizer_steps = int(state["optimizer_steps"])
+        self._duration_before_s = float(state["training_duration_s"])
+        epoch = int(state["epoch"])
+        best_path = self.serialization_dir / BEST_WEIGHTS_FILE
+        if self.tracker.best_epoch == epoch:
+            # This checkpoint's weights are the best ones; the best file may be older or missing
+            # if the run died between writing the checkpoint and the best file.
+            self.best_weights = _cpu_copy(weights)
+            save_weights(self.best_weights, best_path)
+        elif best_path.is_file():
+            self.best_weights = load_weights(best_path)
+        else:
+            raise TrainingError(
+                f"cannot recover: {best_path} (the weights of the best epoch, "
+                f"{self.tracker.best_epoch}) is missing",
+                code=errors.NOTHING_TO_RECOVER,
+            )
+        set_rng_state(state["rng"])
+        logger.info("recovered from %s; continuing at epoch %d", checkpoint.path, epoch + 2)
+        return epoch + 1
+
+
+def _resolve_device(cuda_device: int | None) -> torch.device:
+    if cuda_device is None or cuda_device < 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigurationError(
+            f"trainer.cuda_device is {cuda_device} but CUDA is not available here; "
+            "set it to null to train on the CPU",
+            code=errors.BAD_VALUE,
+        )
+    if cuda_device >= torch.cuda.device_count():
+        raise ConfigurationError(
+            f"trainer.cuda_device is {cuda_device} but only {torch.cuda.device_count()} "
+            "GPU(s) are visible",
+            code=errors.BAD_VALUE,
+        )
+    return torch.device("cuda", cuda_device)
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except (TypeError, NotImplementedError):
+        return None
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    set_epoch = getattr(loader, "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+
+
+def _move_to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {key: _move_to_device(item, device) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_move_to_device(item, device) for item in value)
+    return value
+
+
+class _LossTotal:
+    """The mean training loss so far; batch losses are summed in bulk when the mean is asked
+    for, so the loop does no tensor arithmetic and no device sync per batch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.pending: list[torch.Tensor] = []
+        self.total = 0.0
+        self.summed = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach())
+
+    @property
+    def count(self) -> int:
+        return self.summed + len(self.pending)
+
+    def mean(self) -> float:
+        """The mean so far; raises NAN_LOSS once the loss is not finite."""
+        if self.pending:
+            self.total += float(torch.stack(self.pending).double().sum().item())
+            self.summed += len(self.pending)
+            self.pending.clear()
+        mean = self.total / max(self.summed, 1)
+        if not math.isfinite(mean):
+            raise TrainingError(
+                f"the training loss became {mean} in epoch {self.epoch} (by batch {self.summed}); "
+                "lower the learning rate, clip gradients (grad_norm) or check the data",
+                code=errors.NAN_LOSS,
+            )
+        return mean
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor | numpy.generic | numpy.ndarray):
+        return value.item()
+    return value
+
+
+def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as python numbers, so they serialize to JSON and load with weights_only."""
+    return {str(key): _plain(value) for key, value in metrics.items()}
+
+
+def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+
+def _summary(metrics: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in metrics.items()
+        if key.startswith(("training_", "validation_")) and not key.startswith("training_d")
+    )

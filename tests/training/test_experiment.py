@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from keel.archive.model_archive import load_archive
+from keel.common import errors
+from keel.common.errors import ConfigurationError, TrainingError
+from keel.training.evaluation import evaluate
+from keel.training.experiment import train_model, validate_experiment
+
+
+def test_experiment_validates_the_whole_config_before_any_work(tmp_path, tiny_classifier_config):
+    config = tiny_classifier_config()
+    config["model"]["seq2vec_encoder"]["hiden_size"] = 8
+    config["trainer"]["num_epochs"] = "two"
+    config["dataset_reader"]["type"] = "tvs"
+    with pytest.raises(ConfigurationError) as raised:
+        train_model(config, tmp_path / "run", quiet=True)
+    paths = {issue.path for issue in raised.value.issues}
+    assert paths == {
+        "model.seq2vec_encoder.hiden_size",
+        "trainer.num_epochs",
+        "dataset_reader.type",
+    }
+    assert not (tmp_path / "run").exists()
+
+
+def test_experiment_resolved_config_is_a_fixed_point(tiny_classifier_config):
+    resolved = validate_experiment(tiny_classifier_config()).resolved
+    assert validate_experiment(resolved).resolved == resolved
+    assert resolved["model"]["seq2vec_encoder"]["num_layers"] == 1
+    assert resolved["data_loader"]["seed"] == resolved["random_seed"]
+
+
+def test_experiment_trains_archives_and_evaluates_to_the_recorded_accuracy(
+    tmp_path, tiny_classifier_config
+):
+    result = train_model(tiny_classifier_config(epochs=2), tmp_path / "run", quiet=True)
+    directory = tmp_path / "run"
+    for name in ("config.json", "env.json", "metrics.json", "model.tar.gz", "vocabulary"):
+        assert (directory / name).exists(), name
+    archive = load_archive(result.archive_path)
+    assert not archive.model.training
+    instances = list(archive.validation_dataset_reader.read(archive.config["validation_data_path"]))
+    metrics = evaluate(archive.model, instances, archive.vocab, batch_size=16)
+    assert metrics["accuracy"] == result.metrics["best_validation_accuracy"]
+    assert archive.manifest["validation_metrics"]["best_validation_accuracy"] == metrics["accuracy"]
+
+
+def test_experiment_same_config_twice_gives_bit_identical_weights(tmp_path, tiny_classifier_config):
+    first = train_model(tiny_classifier_config(), tmp_path / "a", quiet=True)
+    second = train_model(tiny_classifier_config(), tmp_path / "b", quiet=True)
+    a = load_file(str(first.serialization_dir / "best.safetensors"))
+    b = load_file(str(second.serialization_dir / "best.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(a[key].equal(b[key]) for key in a)
+
+
+def test_experiment_refuses_to_overwrite_without_force(tmp_path, tiny_classifier_config):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("precious")
+    with pytest.raises(TrainingError) as raised:
+        train_model(tiny_classifier_config(), tmp_path / "run", quiet=True)
+    assert raised.value.code == errors.SERIALIZATION_DIR_EXISTS
+    assert (tmp_path / "run" / "keep.txt").read_text() == "precious"
+
+
+def test_experiment_recover_needs_the_same_config(tmp_path, tiny_classifier_config):
+    with pytest.raises(TrainingError) as raised:
+        train_model(tiny_classifier_config(), tmp_path / "none", recover=True, quiet=True)
+    assert raised.value.code == errors.NOTHING_TO_RECOVER
+    train_model(tiny_classifier_config(epochs=1), tmp_path / "run", quiet=True)
+    changed = tiny_classifier_config(epochs=1)
+    changed["trainer"]["optimizer"]["lr"] = 0.5
+    with pytest.raises(TrainingError) as raised:
+        train_model(changed, tmp_path / "run", recover=True, quiet=True)
+    assert raised.value.code == errors.RECOVER_CONFIG_MISMATCH
+    assert "trainer" in str(raised.value)
+    assert (
+        json.loads((tmp_path / "run" / "config.json").read_text())["trainer"]["optimizer"]["lr"]
+        == 0.01
+    )
+
+
+def test_experiment_second_run_takes_instances_from_the_cache(tmp_path, tiny_classifier_config):
+    from keel.guard.preprocessing_cache import PreprocessingCache
+    from keel.training.experiment import prepare_data, validate_experiment
+
+    cache = PreprocessingCache(tmp_path / "cache")
+    first = train_model(tiny_classifier_config(1), tmp_path / "a", quiet=True, cache=cache)
+    second = train_model(tiny_classifier_config(1), tmp_path / "b", quiet=True, cache=cache)
+    assert first.metrics["best_validation_accuracy"] == second.metrics["best_validation_accuracy"]
+    a = load_file(str(first.serialization_dir / "best.safetensors"))
+    b = load_file(str(second.serialization_dir / "best.safetensors"))
+    assert all(a[key].equal(b[key]) for key in a)
+
+    from keel.common.from_params import build
+    from keel.training.experiment import Experiment
+
+    def hits(config, name):
+        resolved = validate_experiment(config).resolved
+        data = prepare_data(
+            build(Experiment, resolved), resolved, tmp_path / name, recover=False, cache=cache
+        )
+        return data.cache_hits
+
+    (tmp_path / "c").mkdir()
+    assert hits(tiny_classifier_config(1), "c") == {"train": True, "validation": True}
+    # Only the validation reader changed: the vocabulary (from train) and train entries hold.
+    changed = tiny_classifier_config(1)
+    changed["validation_dataset_reader"]["max_instances"] = 100
+    (tmp_path / "d").mkdir()
+    assert hits(changed, "d") == {"train": True, "validation": False}
+    # A tokenizer change alters the vocabulary, so every entry keyed by it misses.
+    changed = tiny_classifier_config(1)
+    changed["dataset_reader"]["tokenizer"] = {"type": "word", "lowercase": True}
+    (tmp_path / "e").mkdir()
+    assert hits(changed, "e") == {"train": False, "validation": False}
