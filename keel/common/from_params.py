@@ -47,12 +47,27 @@ INJECTED_PARAMETERS = frozenset(
 _MISSING = object()
 
 
+@dataclasses.dataclass(frozen=True)
+class ComponentUse:
+    """A registered name a config uses, where, and the class it resolved to."""
+
+    path: str
+    base: str
+    name: str
+    module: str
+    qualname: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass
 class Validation:
     """The outcome of validating a config: every issue, and the config with defaults explicit."""
 
     issues: list[ConfigIssue]
     resolved: Any
+    components: list[ComponentUse] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -73,7 +88,7 @@ def validate(
     """Check ``config`` against ``annotation`` without constructing anything."""
     walker = _Walker(build=False, extras={}, injected=frozenset(injected))
     resolved = walker.walk(annotation, config, path)
-    return Validation(walker.issues, resolved)
+    return Validation(walker.issues, resolved, walker.components)
 
 
 def resolve(annotation: Any, config: Any, *, path: str = "") -> Any:
@@ -210,6 +225,7 @@ class _Walker:
         self.extras = extras
         self.injected = injected
         self.issues: list[ConfigIssue] = []
+        self.components: list[ComponentUse] = []
 
     def issue(self, code: str, path: str, message: str, **details: Any) -> None:
         self.issues.append(ConfigIssue(code, path, message, **details))
@@ -272,7 +288,10 @@ class _Walker:
         candidates = [arg for arg in args if arg is not type(None)]
         best: _Walker | None = None
         for candidate in candidates:
-            trial = _Walker(build=False, extras=self.extras, injected=self.injected)
+            # Trials only choose the alternative, so run-time arguments count as supplied.
+            trial = _Walker(
+                build=False, extras=self.extras, injected=self.injected | INJECTED_PARAMETERS
+            )
             trial.walk(candidate, value, path)
             if not trial.issues:
                 return self.walk(candidate, value, path)
@@ -406,6 +425,16 @@ class _Walker:
             return value
         constructor = (
             getattr(subclass, registration.constructor) if registration.constructor else subclass
+        )
+        lookup = base or annotation
+        self.components.append(
+            ComponentUse(
+                path=path,
+                base=f"{lookup.__module__}.{lookup.__qualname__}",
+                name=type_name,
+                module=subclass.__module__,
+                qualname=subclass.__qualname__,
+            )
         )
         return self._walk_constructor(subclass, constructor, config, path, type_name)
 

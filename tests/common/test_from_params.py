@@ -154,3 +154,39 @@ def test_from_params_describe_names_types_for_people() -> None:
         describe(dict[str, Shape])
         == "object mapping names to Shape config (an object with a 'type')"
     )
+
+
+class Needy(Registrable):
+    pass
+
+
+@Needy.register("needs_params")
+class NeedsParams(Needy):
+    def __init__(self, model_parameters: list[str], rate: float = 0.1) -> None:
+        self.model_parameters = model_parameters
+        self.rate = rate
+
+
+class Holder:
+    def __init__(self, part: Lazy[Needy] | None = None) -> None:
+        self.part = part
+
+
+def test_from_params_optional_lazy_defers_run_time_arguments_to_construct() -> None:
+    holder = build(Holder, {"part": {"type": "needs_params", "rate": 0.5}})
+    assert holder.part is not None
+    built = holder.part.construct(model_parameters=["w"])
+    assert built.model_parameters == ["w"] and built.rate == 0.5
+
+
+def test_from_params_validation_lists_every_component_used() -> None:
+    result = validate(
+        Canvas, {"type": "basic", "shapes": {"a": {"type": "polygon", "sides": [3]}, "b": {}}}
+    )
+    used = {(c.path, c.name, c.qualname) for c in result.components}
+    assert used == {
+        ("", "basic", "BasicCanvas"),
+        ("shapes.a", "polygon", "Polygon"),
+        ("shapes.b", "square", "Square"),
+    }
+    assert all(c.module == __name__ for c in result.components)

@@ -1,0 +1,1 @@
+"""Archives: writing model.tar.gz atomically and loading it strictly and safely."""

@@ -1,0 +1,302 @@
+"""``model.tar.gz``: written atomically, opened without trusting a single byte of it.
+
+Layout (format version 1)::
+
+    manifest.json           format version, versions, sha256 + size of every other member, ...
+    config.json             the resolved config
+    weights.safetensors     the model's state dict (never pickle)
+    vocabulary/             AllenNLP's vocabulary directory format
+    ...                     later sections (golden predictions, tokenizer files) add members
+
+Opening an archive refuses anything but regular files and directories, any member whose path
+would land outside the target folder, archives over the size or member-count limits, and
+members whose hash differs from the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+
+import keel
+from keel.common import errors
+from keel.common.errors import ArchiveError, KeelError
+from keel.common.file_utils import atomic_path
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+VOCABULARY_DIR = "vocabulary"
+ARCHIVE_NAME = "model.tar.gz"
+
+MAX_MEMBERS = 20_000
+MAX_TOTAL_BYTES = 16 * 1024**3
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Guards against decompression bombs and absurd archives."""
+
+    max_members: int = MAX_MEMBERS
+    max_total_bytes: int = MAX_TOTAL_BYTES
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def describe_files(root: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file below ``root``, by POSIX relative path, sorted."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            name = path.relative_to(root).as_posix()
+            if name == MANIFEST_NAME:
+                continue
+            files[name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    return files
+
+
+def base_manifest() -> dict[str, Any]:
+    import numpy
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "keel_version": keel.__version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "python": ".".join(str(part) for part in __import__("sys").version_info[:3]),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+        },
+    }
+
+
+def write_archive(
+    staging: Path, destination: str | os.PathLike[str], manifest: Mapping[str, Any]
+) -> Path:
+    """Pack the files in ``staging`` with ``manifest`` (gaining per-file hashes) into a tar.gz.
+
+    Members are added in sorted order with fixed metadata, so the same content gives the same
+    member list; the file appears under its final name only when complete.
+    """
+    destination = Path(destination)
+    full_manifest = dict(manifest)
+    full_manifest["files"] = describe_files(staging)
+    (staging / MANIFEST_NAME).write_text(
+        json.dumps(full_manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    names = [MANIFEST_NAME, *full_manifest["files"]]
+    with atomic_path(destination) as temp, tarfile.open(temp, "w:gz") as tar:
+        for name in names:
+            path = staging / name
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            info.mode = 0o644
+            with open(path, "rb") as handle:
+                tar.addfile(info, handle)
+    return destination
+
+
+def _safe_member_path(target: Path, name: str) -> Path:
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or "\\" in name:
+        raise ArchiveError(
+            f"refusing archive member {name!r}: its path leaves the archive folder",
+            code=errors.ARCHIVE_UNSAFE_MEMBER,
+        )
+    resolved = (target / pure).resolve()
+    if os.path.commonpath([resolved, target.resolve()]) != str(target.resolve()):
+        raise ArchiveError(
+            f"refusing archive member {name!r}: it resolves outside the archive folder",
+            code=errors.ARCHIVE_UNSAFE_MEMBER,
+        )
+    return resolved
+
+
+def extract_archive(
+    archive_path: str | os.PathLike[str], target: str | os.PathLike[str], limits: ArchiveLimits
+) -> None:
+    """Extract only regular files and directories, each inside ``target``, within ``limits``."""
+    archive_path = Path(archive_path)
+    target = Path(target)
+    if not archive_path.is_file():
+        raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
+    try:
+        with tarfile.open(archive_path, "r:gz") as tar:
+            total = 0
+            count = 0
+            for member in tar:
+                count += 1
+                if count > limits.max_members:
+                    raise ArchiveError(
+                        f"{archive_path}: more than {limits.max_members} members; refusing it",
+                        code=errors.ARCHIVE_TOO_LARGE,
+                    )
+                destination = _safe_member_path(target, member.name)
+                if member.isdir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                if not member.isfile():
+                    kind = (
+                        "symbolic link"
+                        if member.issym()
+                        else "hard link"
+                        if member.islnk()
+                        else "device or special file"
+                    )
+                    raise ArchiveError(
+                        f"refusing archive member {member.name!r}: a {kind}; archives hold only "
+                        "regular files",
+                        code=errors.ARCHIVE_UNSAFE_MEMBER,
+                    )
+                total += member.size
+                if total > limits.max_total_bytes:
+                    raise ArchiveError(
+                        f"{archive_path}: unpacks to more than {limits.max_total_bytes} bytes; "
+                        "refusing it (possible decompression bomb)",
+                        code=errors.ARCHIVE_TOO_LARGE,
+                    )
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None
+                with source, open(destination, "wb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+    except KeelError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+        raise ArchiveError(
+            f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
+            code=errors.ARCHIVE_CORRUPT,
+        ) from error
+
+
+def read_manifest(archive_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an archive, read without extracting anything to disk."""
+    archive_path = Path(archive_path)
+    if not archive_path.is_file():
+        raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
+    try:
+        with tarfile.open(archive_path, "r:gz") as tar:
+            for member in tar:
+                if member.name == MANIFEST_NAME:
+                    if not member.isfile():
+                        break
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    return json.load(io.TextIOWrapper(handle, encoding="utf-8"))
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+        raise ArchiveError(
+            f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
+            code=errors.ARCHIVE_CORRUPT,
+        ) from error
+    except json.JSONDecodeError as error:
+        raise ArchiveError(
+            f"{archive_path}: manifest.json is not valid JSON ({error})",
+            code=errors.ARCHIVE_CORRUPT,
+        ) from error
+    raise ArchiveError(
+        f"{archive_path}: no manifest.json; not a keel archive",
+        code=errors.ARCHIVE_MISSING_MEMBER,
+    )
+
+
+@dataclass
+class IntegrityReport:
+    """Differences between the files in an extracted archive and its manifest."""
+
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.changed or self.missing or self.unexpected)
+
+    def describe(self) -> str:
+        parts = []
+        if self.changed:
+            parts.append("content differs from the manifest: " + ", ".join(self.changed))
+        if self.missing:
+            parts.append("listed in the manifest but absent: " + ", ".join(self.missing))
+        if self.unexpected:
+            parts.append("present but not in the manifest: " + ", ".join(self.unexpected))
+        return "; ".join(parts)
+
+
+def check_integrity(root: Path, manifest: Mapping[str, Any]) -> IntegrityReport:
+    expected = manifest.get("files")
+    report = IntegrityReport()
+    if not isinstance(expected, dict):
+        report.missing.append("manifest 'files' section")
+        return report
+    actual = describe_files(root)
+    for name, entry in sorted(expected.items()):
+        found = actual.get(name)
+        if found is None:
+            report.missing.append(name)
+        elif not isinstance(entry, dict) or found["sha256"] != entry.get("sha256"):
+            report.changed.append(name)
+    report.unexpected.extend(sorted(set(actual) - set(expected)))
+    return report
+
+
+@contextlib.contextmanager
+def opened_archive(
+    archive_path: str | os.PathLike[str],
+    *,
+    limits: ArchiveLimits | None = None,
+    check_hashes: bool = True,
+):
+    """Extract into a private temporary folder, check it, yield (folder, manifest), clean up."""
+    with tempfile.TemporaryDirectory(prefix="keel-archive-") as directory:
+        root = Path(directory)
+        extract_archive(archive_path, root, limits or ArchiveLimits())
+        manifest_path = root / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise ArchiveError(
+                f"{archive_path}: no manifest.json; not a keel archive",
+                code=errors.ARCHIVE_MISSING_MEMBER,
+            )
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ArchiveError(
+                f"{archive_path}: manifest.json is not valid JSON ({error})",
+                code=errors.ARCHIVE_CORRUPT,
+            ) from error
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ArchiveError(
+                f"{archive_path}: archive format version {version!r} is not supported by keel "
+                f"{keel.__version__} (reads versions up to {FORMAT_VERSION})",
+                code=errors.ARCHIVE_FORMAT_VERSION,
+            )
+        if check_hashes:
+            report = check_integrity(root, manifest)
+            if not report.ok:
+                raise ArchiveError(
+                    f"{archive_path}: refusing a tampered or corrupt archive: {report.describe()}",
+                    code=errors.ARCHIVE_HASH_MISMATCH,
+                )
+        yield root, manifest

@@ -1,0 +1,185 @@
+"""Archiving a trained model and loading it back, strictly."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from keel.archive.archive import (
+    ARCHIVE_NAME,
+    CONFIG_NAME,
+    VOCABULARY_DIR,
+    WEIGHTS_NAME,
+    ArchiveLimits,
+    base_manifest,
+    opened_archive,
+    write_archive,
+)
+from keel.archive.resources import pack_resources, unpack_resources
+from keel.common import errors
+from keel.common.errors import ArchiveError
+from keel.common.from_params import build
+from keel.common.params import dump_config
+from keel.common.plugins import import_plugins
+from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.vocabulary import Vocabulary
+from keel.guard.golden import GOLDEN_FILE
+from keel.models.model import Model
+from keel.modules.token_embedders.embedding import remove_pretrained_files
+
+
+@dataclass
+class Archive:
+    """A loaded archive: the model in eval mode, its readers, config, vocabulary and manifest."""
+
+    model: Model
+    dataset_reader: DatasetReader
+    validation_dataset_reader: DatasetReader
+    config: dict[str, Any]
+    vocab: Vocabulary
+    manifest: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def state_dict_schema(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """Every weight's shape and dtype, by key."""
+    return {
+        key: {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
+        for key, tensor in sorted(state.items())
+    }
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
+    # Cloning detaches shared storage, which safetensors refuses to write.
+    state = {
+        key: value.detach().cpu().contiguous().clone() for key, value in model.state_dict().items()
+    }
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
+def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ArchiveError(
+            f"{Path(path).name}: unreadable weights ({error})", code=errors.ARCHIVE_CORRUPT
+        ) from error
+
+
+def weight_mismatches(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Every missing, unexpected or reshaped weight, each as one line."""
+    expected = model.state_dict()
+    problems = [
+        f"missing: {key} (expected shape {list(expected[key].shape)})"
+        for key in sorted(expected.keys() - state.keys())
+    ]
+    problems += [
+        f"unexpected: {key} (shape {list(state[key].shape)})"
+        for key in sorted(state.keys() - expected.keys())
+    ]
+    for key in sorted(expected.keys() & state.keys()):
+        want, got = expected[key], state[key]
+        if want.shape != got.shape:
+            problems.append(
+                f"wrong shape: {key} expected {list(want.shape)}, found {list(got.shape)}"
+            )
+        elif want.dtype != got.dtype:
+            problems.append(f"wrong dtype: {key} expected {want.dtype}, found {got.dtype}")
+    return problems
+
+
+def load_weights_strictly(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    problems = weight_mismatches(model, state)
+    if problems:
+        raise ArchiveError(
+            f"the weights do not fit the model built from the config ({len(problems)} "
+            "problem(s)):\n  " + "\n  ".join(problems),
+            code=errors.WEIGHTS_MISMATCH,
+        )
+    model.load_state_dict(dict(state), strict=True)
+
+
+def archive_model(
+    serialization_dir: str | os.PathLike[str],
+    *,
+    model: Model,
+    vocab: Vocabulary,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    include_packages: Iterable[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    archive_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write ``model.tar.gz`` (config, safetensors weights, vocabulary, manifest) atomically.
+
+    ``provenance`` adds manifest sections (components, data hashes, fingerprints, seeds); its
+    ``golden`` entry is stored as the golden predictions file instead.
+    """
+    directory = Path(serialization_dir)
+    destination = Path(archive_path) if archive_path else directory / ARCHIVE_NAME
+    manifest = base_manifest()
+    manifest["state_dict_schema"] = state_dict_schema(model.state_dict())
+    manifest["validation_metrics"] = {
+        key: value
+        for key, value in (metrics or {}).items()
+        if key.startswith(("best_", "validation_"))
+    }
+    manifest["include_packages"] = list(include_packages)
+    sections = dict(provenance or {})
+    golden = sections.pop("golden", None)
+    manifest.update(sections)
+    env_file = directory / "env.json"
+    if env_file.is_file():
+        manifest["environment"] = json.loads(env_file.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix=".archive-", dir=directory) as staging_name:
+        staging = Path(staging_name)
+        config = pack_resources(dict(config), staging)
+        (staging / CONFIG_NAME).write_text(dump_config(config), encoding="utf-8")
+        save_weights(model, staging / WEIGHTS_NAME)
+        vocab.save_to_files(str(staging / VOCABULARY_DIR))
+        if golden is not None:
+            golden_path = staging / GOLDEN_FILE
+            golden_path.parent.mkdir(parents=True)
+            golden_path.write_text(json.dumps(golden), encoding="utf-8")
+        write_archive(staging, destination, manifest)
+    return destination
+
+
+def load_archive(
+    archive_path: str | os.PathLike[str],
+    *,
+    include_packages: Iterable[str] = (),
+    limits: ArchiveLimits | None = None,
+) -> Archive:
+    """Load an archive's model (eval mode), readers and config; every check is strict."""
+    import_plugins(include_packages)
+    with opened_archive(archive_path, limits=limits) as (root, manifest):
+        config_path = root / CONFIG_NAME
+        if not config_path.is_file():
+            raise ArchiveError(
+                f"{archive_path}: no {CONFIG_NAME}", code=errors.ARCHIVE_MISSING_MEMBER
+            )
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        # Weights come from the archive, so the vectors an embedding started from are not needed.
+        buildable = remove_pretrained_files(unpack_resources(config, root))
+        vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
+        reader = build(DatasetReader, buildable["dataset_reader"], path="dataset_reader")
+        validation_section = buildable.get("validation_dataset_reader")
+        validation_reader = (
+            build(DatasetReader, validation_section, path="validation_dataset_reader")
+            if validation_section
+            else reader
+        )
+        model = build(Model, buildable["model"], path="model", extras={"vocab": vocab})
+        load_weights_strictly(model, read_weights(root / WEIGHTS_NAME))
+    model.eval()
+    return Archive(model, reader, validation_reader, config, vocab, manifest)

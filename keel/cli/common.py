@@ -1,0 +1,69 @@
+"""What every command shares: options, error rendering and exit codes.
+
+Exit codes: 0 success; 1 a verdict failed (verify, env diff, data validate); 2 the command could
+not run (bad config, bad input, unreadable archive).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape as rich_escape
+
+from keel.common.errors import KeelError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+IncludePackage = Annotated[
+    list[str],
+    typer.Option(
+        "--include-package",
+        help="Import this module and its submodules so their components register (repeatable).",
+    ),
+]
+Overrides = Annotated[
+    str | None,
+    typer.Option("--overrides", "-o", help="A JSON/Jsonnet object merged over the config."),
+]
+ExtVar = Annotated[
+    list[str],
+    typer.Option("--ext-var", help="name=value for std.extVar in Jsonnet (repeatable)."),
+]
+
+
+def keel_errors_exit(function: F) -> F:
+    """Render keel's errors as one clear message and exit 2, instead of a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except KeelError as error:
+            console.print(
+                "[bold red]error[/]", rich_escape(str(error)), highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(EXIT_ERROR) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def write_json_lines(rows: list[dict[str, Any]], destination: str | None) -> None:
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if destination in (None, "-"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from keel.common.file_utils import atomic_write_text
+
+        atomic_write_text(destination, text)

@@ -1,0 +1,40 @@
+"""The ``keel`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from keel import __version__
+from keel.cli import data as data_commands
+from keel.cli import env as env_commands
+from keel.cli import train as train_commands
+from keel.cli import verify as verify_commands
+
+app = typer.Typer(
+    name="keel",
+    help="Train, archive, verify and serve NLP models that survive migration.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(train_commands.train)
+app.command("evaluate")(train_commands.evaluate)
+app.command("predict")(train_commands.predict)
+app.command("verify")(verify_commands.verify)
+app.command("doctor")(verify_commands.doctor)
+app.add_typer(env_commands.app, name="env")
+app.add_typer(data_commands.app, name="data")
+
+
+@app.command("version")
+def version() -> None:
+    """Print keel's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""``keel train``, ``keel evaluate`` and ``keel predict``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from keel.cli.common import (
+    ExtVar,
+    IncludePackage,
+    Overrides,
+    console,
+    keel_errors_exit,
+    write_json_lines,
+)
+from keel.common.errors import DataError
+
+
+@keel_errors_exit
+def train(
+    config: Annotated[Path, typer.Argument(help="Jsonnet or JSON training config.")],
+    serialization_dir: Annotated[
+        Path, typer.Option("--serialization-dir", "-s", help="Where outputs and the archive go.")
+    ],
+    overrides: Overrides = None,
+    ext_var: ExtVar = [],  # noqa: B006 (typer needs a literal default)
+    include_package: IncludePackage = [],  # noqa: B006
+    recover: Annotated[bool, typer.Option("--recover", help="Resume an interrupted run.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Preprocessing cache (default ~/.cache/keel)."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Always tokenize and index from scratch.")
+    ] = False,
+) -> None:
+    """Train a model from a config and archive it as SERIALIZATION_DIR/model.tar.gz."""
+    from keel.common.params import load_config, parse_ext_vars
+    from keel.common.plugins import import_plugins
+    from keel.guard.preprocessing_cache import PreprocessingCache
+    from keel.training.experiment import train_model
+
+    import_plugins(include_package)
+    params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
+    result = train_model(
+        params,
+        serialization_dir,
+        recover=recover,
+        force=force,
+        include_packages=include_package,
+        quiet=quiet,
+        cache=None if no_cache else PreprocessingCache(cache_dir),
+    )
+    _print_metrics("training finished", result.metrics)
+    console.print(f"archive: {result.archive_path}")
+
+
+@keel_errors_exit
+def evaluate(
+    archive: Annotated[Path, typer.Argument(help="A model.tar.gz.")],
+    data: Annotated[Path, typer.Argument(help="Data file the archive's reader can read.")],
+    output_file: Annotated[
+        Path | None, typer.Option("--output-file", help="Write the metrics here as JSON.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    include_package: IncludePackage = [],  # noqa: B006
+) -> None:
+    """Evaluate an archived model on DATA; prints and optionally writes the metrics."""
+    from keel.archive.model_archive import load_archive
+    from keel.common.file_utils import atomic_write_json
+    from keel.training.evaluation import evaluate as run_evaluation
+    from keel.training.experiment import _batch_size
+
+    loaded = load_archive(archive, include_packages=include_package)
+    instances = list(loaded.validation_dataset_reader.read(data))
+    metrics = run_evaluation(
+        loaded.model, instances, loaded.vocab, batch_size=batch_size or _batch_size(loaded.config)
+    )
+    _print_metrics(f"evaluation of {archive.name} on {data.name}", metrics)
+    sys.stdout.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    if output_file:
+        atomic_write_json(output_file, metrics)
+
+
+@keel_errors_exit
+def predict(
+    archive: Annotated[Path, typer.Argument(help="A model.tar.gz.")],
+    input_file: Annotated[str, typer.Argument(help="JSON lines, or - for stdin.")],
+    output_file: Annotated[
+        str | None, typer.Option("--output-file", help="JSON lines out; - or absent: stdout.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    predictor: Annotated[str | None, typer.Option("--predictor")] = None,
+    include_package: IncludePackage = [],  # noqa: B006
+) -> None:
+    """Predict with an archived model: one JSON object per input line, one per output line."""
+    from keel.archive.model_archive import load_archive
+    from keel.predict.predictor import Predictor
+
+    loaded = load_archive(archive, include_packages=include_package)
+    chosen = Predictor.from_archive(loaded, predictor)
+    source_name = "<stdin>" if input_file == "-" else input_file
+    lines = (
+        sys.stdin.read().splitlines()
+        if input_file == "-"
+        else Path(input_file).read_text(encoding="utf-8").splitlines()
+    )
+    inputs: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            inputs.append((number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"not valid JSON ({error.msg})", path=source_name, line=number, excerpt=line
+            ) from error
+    outputs: list[dict[str, Any]] = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        try:
+            outputs.extend(chosen.predict_batch_json([item for _, item in chunk]))
+        except DataError:
+            # Name the offending line: predict the chunk's lines one at a time.
+            for number, item in chunk:
+                try:
+                    chosen.predict_json(item)
+                except DataError as inner:
+                    raise DataError(
+                        inner.message,
+                        path=source_name,
+                        line=number,
+                        excerpt=json.dumps(item),
+                        code=inner.code,
+                    ) from inner
+            raise
+    write_json_lines(outputs, output_file)
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in sorted(metrics.items()):
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        elif isinstance(value, int | str):
+            table.add_row(key, str(value))
+    console.print(table)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Subprocesses inherit this: no test writes into the user's real preprocessing cache.
+os.environ.setdefault("KEEL_CACHE_DIR", tempfile.mkdtemp(prefix="keel-test-cache-"))
+
+REPO = Path(__file__).resolve().parent.parent
+SST2_SAMPLE = REPO / "examples" / "data" / "sst2-sample"
+UD_SAMPLE = REPO / "examples" / "data" / "ud-ewt-sample"
+TINY_CLASSIFIER = REPO / "tests" / "fixtures" / "configs" / "tiny_classifier.jsonnet"
+
+
+@pytest.fixture
+def tiny_classifier_config():
+    """The tiny classifier config, loaded, with the number of epochs to train."""
+    from keel.common.params import load_config
+
+    def load(epochs: int = 2) -> dict:
+        return load_config(
+            TINY_CLASSIFIER, ext_vars={"data_dir": str(SST2_SAMPLE), "epochs": str(epochs)}
+        )
+
+    return load
