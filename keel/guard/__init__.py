@@ -1,0 +1,1 @@
+"""The guard: environment capture/diff/check, hashing, fingerprints and verify."""

@@ -1,0 +1,497 @@
+"""A cache of tokenized and indexed instances, so a second run on the same data skips both.
+
+An entry is keyed by what determines its content and nothing else: the sha256 of the data file,
+the dataset reader's resolved config (tokenizer and token indexers included), the vocabulary's
+hash and keel's version. Any change to one of them is a different key, hence a miss. The key is
+never random and never involves a path or a modification time, so a copied or touched file still
+hits and a changed file never does.
+
+Entries hold no pickle: token ids, offsets and label ids are numpy arrays in one safetensors
+file, token strings, labels and metadata are JSON. An entry is a directory that appears under
+its final name only when complete (``atomic_directory``). A damaged entry is a miss.
+
+Layout: ``<root>/instances/<key[:2]>/<key>/{meta.json, arrays.safetensors, strings.json}`` and
+``<root>/vocabularies/<key[:2]>/<key>/`` (a vocabulary in its usual directory format).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+import keel
+from keel.common.errors import DataError, KeelError
+from keel.common.file_utils import atomic_directory, atomic_write_json
+from keel.data.fields.label_field import LabelField
+from keel.data.fields.metadata_field import MetadataField
+from keel.data.fields.sequence_label_field import SequenceLabelField
+from keel.data.fields.text_field import TextField
+from keel.data.instance import Instance
+from keel.data.token_indexers.token_indexer import TokenIndexer
+from keel.data.tokenizers.token import Token
+from keel.data.vocabulary import Vocabulary
+from keel.guard.fingerprint import (
+    PreprocessingFingerprint,
+    preprocessing_fingerprint,
+    vocabulary_hash,
+)
+from keel.guard.hashing import FileHash
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = "keel-preprocessing-cache/1"
+# KEEL_CACHE_DIR moves the cache (e.g. to a shared volume); it never changes what is computed.
+DEFAULT_CACHE_DIR = Path(os.environ.get("KEEL_CACHE_DIR", "~/.cache/keel/preprocessing"))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(_canonical(value).encode("utf-8")).hexdigest()
+
+
+def _file_sha256(data_file: FileHash | str) -> str:
+    return data_file.sha256 if isinstance(data_file, FileHash) else str(data_file)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """A cache key and the material it was computed from (kept in the entry for inspection)."""
+
+    digest: str
+    material: dict[str, Any]
+
+
+def instances_key(
+    data_file: FileHash | str,
+    reader_config: Mapping[str, Any],
+    vocab: Vocabulary | str,
+    keel_version: str = keel.__version__,
+) -> CacheKey:
+    """The key of the indexed instances of one data file.
+
+    ``data_file``: its FileHash or sha256. ``reader_config``: the dataset reader's resolved config
+    (tokenizer and indexers included). ``vocab``: the vocabulary or its ``vocabulary_hash``.
+    """
+    material = {
+        "format": CACHE_FORMAT,
+        "kind": "instances",
+        "data_sha256": _file_sha256(data_file),
+        "reader": dict(reader_config),
+        "vocabulary_sha256": vocab if isinstance(vocab, str) else vocabulary_hash(vocab),
+        "keel_version": keel_version,
+    }
+    return CacheKey(_sha256(material), material)
+
+
+def vocabulary_key(
+    data_files: Sequence[FileHash | str],
+    reader_config: Mapping[str, Any],
+    vocabulary_config: Mapping[str, Any] | None,
+    keel_version: str = keel.__version__,
+) -> CacheKey:
+    """The key of a vocabulary built from ``data_files`` read with ``reader_config``.
+
+    A run whose vocabulary comes from its own data needs the vocabulary before it can compute
+    ``instances_key``; caching the vocabulary under this key lets a second run skip tokenizing.
+    """
+    material = {
+        "format": CACHE_FORMAT,
+        "kind": "vocabulary",
+        "data_sha256": [_file_sha256(item) for item in data_files],
+        "reader": dict(reader_config),
+        "vocabulary": dict(vocabulary_config or {}),
+        "keel_version": keel_version,
+    }
+    return CacheKey(_sha256(material), material)
+
+
+class PreprocessingCache:
+    """Indexed instances (and vocabularies) on disk under content keys.
+
+    ``directory`` defaults to ``~/.cache/keel/preprocessing``; pass one explicitly to put the
+    cache elsewhere (tests, shared volumes).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        root = Path(directory) if directory is not None else DEFAULT_CACHE_DIR
+        self.directory = root.expanduser()
+
+    def _entry(self, kind: str, key: CacheKey | str) -> Path:
+        digest = key.digest if isinstance(key, CacheKey) else key
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise KeelError(f"not a cache key: {digest!r}")
+        return self.directory / kind / digest[:2] / digest
+
+    # -- instances --------------------------------------------------------------------------
+
+    def load(
+        self, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer]
+    ) -> list[Instance] | None:
+        """The cached instances, already indexed, or None on a miss or a damaged entry.
+
+        Every text field gets ``token_indexers`` (the reader's); their names must be the ones
+        the entry was stored with.
+        """
+        entry = self._entry("instances", key)
+        if not entry.is_dir():
+            return None
+        # Decoding allocates millions of small lists and nothing cyclic; without pausing the
+        # cyclic collector, its repeated full passes cost more than the decoding itself.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return _read_entry(entry, key, token_indexers)
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            KeelError,
+            SafetensorError,
+        ) as error:
+            logger.warning("ignoring a damaged preprocessing cache entry %s: %s", entry, error)
+            return None
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def store(
+        self,
+        key: CacheKey,
+        instances: Sequence[Instance],
+        vocab: Vocabulary,
+        fingerprint: PreprocessingFingerprint | None = None,
+    ) -> Path | None:
+        """Write ``instances`` (indexed with ``vocab`` first if needed) under ``key``.
+
+        The entry also keeps the instances' preprocessing fingerprint (``fingerprint`` when the
+        caller has it, else computed here), so a cache hit gets it without recomputing.
+        Returns the entry, or None when the instances cannot be cached (mixed field layouts or a
+        field type the cache does not know); the run then simply does not use the cache.
+        """
+        entry = self._entry("instances", key)
+        for instance in instances:
+            instance.index_fields(vocab)
+        if fingerprint is None:
+            fingerprint = preprocessing_fingerprint(instances, vocab)
+        try:
+            arrays, strings, schema = _encode(instances)
+        except _Uncacheable as reason:
+            logger.info("not caching these instances: %s", reason)
+            return None
+        meta = {
+            "format": CACHE_FORMAT,
+            "key": key.digest,
+            "material": key.material,
+            "instances": len(instances),
+            "schema": schema,
+            "fingerprint": fingerprint.to_dict(),
+        }
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)  # a damaged entry being replaced
+        try:
+            with atomic_directory(entry) as temp:
+                save_file(arrays, str(temp / "arrays.safetensors"))
+                atomic_write_json(temp / "strings.json", strings, indent=None)
+                atomic_write_json(temp / "meta.json", meta)
+        except OSError:
+            if not entry.is_dir():
+                raise
+            # Another process finished the same entry first; its content is the same.
+        return entry
+
+    def fingerprint(self, key: CacheKey | str) -> PreprocessingFingerprint | None:
+        """The preprocessing fingerprint stored with an entry, or None on a miss."""
+        meta_path = self._entry("instances", key) / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            return PreprocessingFingerprint.from_dict(meta["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def get_or_create(
+        self,
+        key: CacheKey,
+        make: Callable[[], Iterable[Instance]],
+        vocab: Vocabulary,
+        token_indexers: Mapping[str, TokenIndexer],
+    ) -> tuple[list[Instance], bool]:
+        """(instances, True) from the cache, or (``make()`` indexed and stored, False)."""
+        cached = self.load(key, token_indexers)
+        if cached is not None:
+            return cached, True
+        instances = list(make())
+        self.store(key, instances, vocab)
+        return instances, False
+
+    # -- vocabularies -----------------------------------------------------------------------
+
+    def load_vocabulary(self, key: CacheKey | str) -> Vocabulary | None:
+        entry = self._entry("vocabularies", key)
+        if not entry.is_dir():
+            return None
+        try:
+            return Vocabulary.from_files(str(entry))
+        except (OSError, DataError) as error:
+            logger.warning("ignoring a damaged cached vocabulary %s: %s", entry, error)
+            return None
+
+    def store_vocabulary(self, key: CacheKey | str, vocab: Vocabulary) -> Path:
+        entry = self._entry("vocabularies", key)
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            with atomic_directory(entry) as temp:
+                vocab.save_to_files(str(temp))
+        except OSError:
+            if not entry.is_dir():
+                raise
+        return entry
+
+
+# -- encoding -------------------------------------------------------------------------------------
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _lengths(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+    return np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+
+
+def _flat(values: Iterable[int | None]) -> np.ndarray:
+    """int64 array with -1 for None (token offsets may be absent)."""
+    items = [-1 if value is None else value for value in values]
+    return np.asarray(items, dtype=np.int64).reshape(-1)
+
+
+def _encode(
+    instances: Sequence[Instance],
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+    if not instances:
+        raise _Uncacheable("no instances")
+    names = sorted(instances[0].fields)
+    if any(sorted(instance.fields) != names for instance in instances):
+        raise _Uncacheable("instances have different fields")
+    arrays: dict[str, np.ndarray] = {}
+    strings: dict[str, Any] = {}
+    schema: dict[str, Any] = {}
+    for name in names:
+        column = [instance.fields[name] for instance in instances]
+        kind = type(column[0])
+        if any(type(field) is not kind for field in column):
+            raise _Uncacheable(f"field {name!r} has different types")
+        if kind is TextField:
+            schema[name] = _encode_text(name, column, arrays, strings)
+        elif kind is LabelField:
+            namespaces = {field.label_namespace for field in column}
+            skips = {field.skip_indexing for field in column}
+            if len(namespaces) != 1 or len(skips) != 1:
+                raise _Uncacheable(f"label field {name!r} mixes namespaces")
+            schema[name] = {
+                "type": "label",
+                "namespace": namespaces.pop(),
+                "skip_indexing": skips.pop(),
+            }
+            strings[name] = [field.label for field in column]
+            arrays[f"{name}/ids"] = _flat(field.label_id for field in column)
+        elif kind is SequenceLabelField:
+            namespaces = {field.label_namespace for field in column}
+            if len(namespaces) != 1:
+                raise _Uncacheable(f"sequence label field {name!r} mixes namespaces")
+            fields = instances[0].fields
+            source = next(
+                (other for other in names if fields[other] is column[0].sequence_field), None
+            )
+            if source is None:
+                raise _Uncacheable(f"{name!r} labels a text field outside the instance")
+            schema[name] = {
+                "type": "sequence_label",
+                "namespace": namespaces.pop(),
+                "sequence_field": source,
+            }
+            strings[name] = [list(field.labels) for field in column]
+            # SequenceLabelField keeps its ids privately; None means unindexed (-1 rows).
+            ids = [field._ids if field._ids is not None else [] for field in column]
+            arrays[f"{name}/ids"] = _flat(chain.from_iterable(ids))
+            arrays[f"{name}/lengths"] = _lengths(ids)
+        elif kind is MetadataField:
+            schema[name] = {"type": "metadata"}
+            try:
+                strings[name] = json.loads(json.dumps([field.metadata for field in column]))
+            except (TypeError, ValueError) as error:
+                raise _Uncacheable(f"metadata of {name!r} is not JSON: {error}") from error
+            if strings[name] != [field.metadata for field in column]:
+                raise _Uncacheable(f"metadata of {name!r} does not survive JSON unchanged")
+        else:
+            raise _Uncacheable(f"field type {kind.__name__} of {name!r} is not cacheable")
+    return arrays, strings, schema
+
+
+def _encode_text(
+    name: str, column: list[TextField], arrays: dict[str, np.ndarray], strings: dict[str, Any]
+) -> dict[str, Any]:
+    token_lists = [field.tokens for field in column]
+    tokens = list(chain.from_iterable(token_lists))
+    if any(token.text_id is not None or token.type_id is not None for token in tokens):
+        raise _Uncacheable(f"tokens of {name!r} carry text_id/type_id")
+    arrays[f"{name}/lengths"] = _lengths(token_lists)
+    arrays[f"{name}/idx"] = _flat(token.idx for token in tokens)
+    arrays[f"{name}/idx_end"] = _flat(token.idx_end for token in tokens)
+    strings[name] = [token.text for token in tokens]
+    indexed = [field.indexed for field in column]
+    indexer_names = sorted(indexed[0])
+    outputs_schema: dict[str, dict[str, str]] = {}
+    for indexer_name in indexer_names:
+        if any(sorted(item) != indexer_names for item in indexed):
+            raise _Uncacheable(f"text field {name!r} has different indexers")
+        keys = sorted(indexed[0][indexer_name])
+        outputs_schema[indexer_name] = {}
+        for key in keys:
+            rows = [item[indexer_name][key] for item in indexed]
+            prefix = f"{name}/{indexer_name}/{key}"
+            first = next((row for row in rows if row), None)
+            if first is not None and isinstance(first[0], list):
+                inner = list(chain.from_iterable(rows))
+                arrays[f"{prefix}/lengths"] = _lengths(rows)
+                arrays[f"{prefix}/inner_lengths"] = _lengths(inner)
+                arrays[f"{prefix}/values"] = _flat(chain.from_iterable(inner))
+                outputs_schema[indexer_name][key] = "nested"
+            else:
+                arrays[f"{prefix}/lengths"] = _lengths(rows)
+                arrays[f"{prefix}/values"] = _flat(chain.from_iterable(rows))
+                outputs_schema[indexer_name][key] = "flat"
+    return {"type": "text", "indexers": outputs_schema}
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+
+def _split(values: list[Any], lengths: list[int]) -> list[list[Any]]:
+    ends = list(accumulate(lengths))
+    starts = [0, *ends[:-1]]
+    return [values[start:end] for start, end in zip(starts, ends, strict=True)]
+
+
+def _optional(values: list[int]) -> list[int | None]:
+    return [None if value < 0 else value for value in values]
+
+
+def _read_entry(
+    entry: Path, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer]
+) -> list[Instance]:
+    digest = key.digest if isinstance(key, CacheKey) else key
+    meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("format") != CACHE_FORMAT or meta.get("key") != digest:
+        raise KeelError(f"entry has format {meta.get('format')!r} and key {meta.get('key')!r}")
+    count = int(meta["instances"])
+    arrays = load_file(str(entry / "arrays.safetensors"))
+    strings = json.loads((entry / "strings.json").read_text(encoding="utf-8"))
+    columns: dict[str, list[Any]] = {}
+    schema: dict[str, Any] = meta["schema"]
+    # Text fields first: sequence label fields point at them.
+    order = sorted(schema, key=lambda name: schema[name]["type"] != "text")
+    for name in order:
+        spec = schema[name]
+        kind = spec["type"]
+        if kind == "text":
+            columns[name] = _decode_text(name, spec, arrays, strings, token_indexers, count)
+        elif kind == "label":
+            labels = strings[name]
+            ids = arrays[f"{name}/ids"].tolist()
+            column = []
+            for label, label_id in zip(labels, ids, strict=True):
+                field = LabelField(label, spec["namespace"], spec["skip_indexing"])
+                field.label_id = None if label_id < 0 else label_id
+                column.append(field)
+            columns[name] = column
+        elif kind == "sequence_label":
+            rows = _split(arrays[f"{name}/ids"].tolist(), arrays[f"{name}/lengths"].tolist())
+            texts = columns[spec["sequence_field"]]
+            column = []
+            for labels, ids, text in zip(strings[name], rows, texts, strict=True):
+                field = SequenceLabelField(labels, text, spec["namespace"])
+                if len(ids) == len(labels):
+                    field._ids = ids  # stored indexed; SequenceLabelField has no public setter
+                column.append(field)
+            columns[name] = column
+        elif kind == "metadata":
+            columns[name] = [MetadataField(item) for item in strings[name]]
+        else:
+            raise KeelError(f"unknown field type {kind!r} in cache entry")
+        if len(columns[name]) != count:
+            raise KeelError(f"field {name!r} has {len(columns[name])} rows, expected {count}")
+    instances = []
+    for row in range(count):
+        instance = Instance({name: columns[name][row] for name in schema})
+        instance.indexed = True
+        instances.append(instance)
+    return instances
+
+
+def _decode_text(
+    name: str,
+    spec: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    strings: dict[str, Any],
+    token_indexers: Mapping[str, TokenIndexer],
+    count: int,
+) -> list[TextField]:
+    indexer_specs: dict[str, dict[str, str]] = spec["indexers"]
+    if sorted(indexer_specs) != sorted(token_indexers):
+        raise KeelError(
+            f"entry indexes {name!r} with {sorted(indexer_specs)}, the reader with "
+            f"{sorted(token_indexers)}"
+        )
+    lengths = arrays[f"{name}/lengths"].tolist()
+    token = Token
+    tokens = list(
+        map(
+            token,
+            strings[name],
+            _optional(arrays[f"{name}/idx"].tolist()),
+            _optional(arrays[f"{name}/idx_end"].tolist()),
+        )
+    )
+    token_rows = _split(tokens, lengths)
+    per_indexer: dict[str, dict[str, list[Any]]] = {}
+    for indexer_name, keys in indexer_specs.items():
+        per_indexer[indexer_name] = {}
+        for key, shape in keys.items():
+            prefix = f"{name}/{indexer_name}/{key}"
+            values = arrays[f"{prefix}/values"].tolist()
+            if shape == "nested":
+                inner = _split(values, arrays[f"{prefix}/inner_lengths"].tolist())
+                rows = _split(inner, arrays[f"{prefix}/lengths"].tolist())
+            else:
+                rows = _split(values, arrays[f"{prefix}/lengths"].tolist())
+            per_indexer[indexer_name][key] = rows
+    fields = []
+    indexers = dict(token_indexers)
+    for row in range(count):
+        field = TextField(token_rows[row], indexers)
+        # TextField has no public setter for ids it did not compute; this is its own layout.
+        field._indexed = {
+            indexer_name: {key: rows[row] for key, rows in outputs.items()}
+            for indexer_name, outputs in per_indexer.items()
+        }
+        fields.append(field)
+    return fields

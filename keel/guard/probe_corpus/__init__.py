@@ -1,0 +1,1 @@
+"""Versioned probe corpora (vN.txt) for tokenizer behaviour fingerprints; data files only."""

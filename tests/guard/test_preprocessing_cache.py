@@ -1,0 +1,217 @@
+import json
+import os
+import shutil
+
+import torch
+
+from keel.data import (
+    Instance,
+    MetadataField,
+    SequenceLabelField,
+    SingleIdTokenIndexer,
+    TextField,
+    Token,
+    TokenCharactersIndexer,
+    Vocabulary,
+    WordTokenizer,
+    collate,
+)
+from keel.data.dataset_readers import TsvReader
+from keel.guard.fingerprint import preprocessing_fingerprint, vocabulary_hash
+from keel.guard.hashing import hash_file
+from keel.guard.preprocessing_cache import (
+    PreprocessingCache,
+    instances_key,
+    vocabulary_key,
+)
+
+DATA = (
+    "sentence\tlabel\n"
+    "The movie was great .\t1\n"
+    "A dull , lifeless film\t0\n"
+    "Great acting and a fine script\t1\n"
+)
+READER_CONFIG = {"type": "tsv", "tokenizer": {"type": "word", "lowercase": False}}
+
+
+class CountingTokenizer(WordTokenizer):
+    """A real word tokenizer that counts how often it runs."""
+
+    calls = 0
+
+    def tokenize(self, text):
+        CountingTokenizer.calls += 1
+        return super().tokenize(text)
+
+
+def _setup(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text(DATA, encoding="utf-8")
+    reader = TsvReader(
+        tokenizer=WordTokenizer(),
+        token_indexers={"tokens": SingleIdTokenIndexer(), "chars": TokenCharactersIndexer()},
+    )
+    vocab = Vocabulary.from_instances(reader.read(path))
+    return path, reader, vocab
+
+
+def test_preprocessing_cache_round_trip_gives_identical_instances(tmp_path):
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    fresh = list(reader.read(path))
+    entry = cache.store(key, fresh, vocab)
+    assert entry is not None and entry.is_dir()
+    loaded = cache.load(key, reader.token_indexers)
+    assert loaded is not None and len(loaded) == 3
+    assert preprocessing_fingerprint(loaded, vocab) == preprocessing_fingerprint(fresh, vocab)
+    assert [t.idx for t in loaded[0]["tokens"].tokens] == [t.idx for t in fresh[0]["tokens"]]
+    batch_fresh, batch_loaded = collate(fresh), collate(loaded)
+    for name in ("tokens", "chars"):
+        for key_name, tensor in batch_fresh["tokens"][name].items():
+            assert torch.equal(batch_loaded["tokens"][name][key_name], tensor)
+    assert torch.equal(batch_loaded["label"], batch_fresh["label"])
+
+
+def test_preprocessing_cache_second_run_skips_tokenization(tmp_path):
+    path, _, vocab = _setup(tmp_path)
+    reader = TsvReader(tokenizer=CountingTokenizer())
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    CountingTokenizer.calls = 0
+    first, hit = cache.get_or_create(key, lambda: reader.read(path), vocab, reader.token_indexers)
+    assert not hit and CountingTokenizer.calls == 3
+    second, hit = cache.get_or_create(key, lambda: reader.read(path), vocab, reader.token_indexers)
+    assert hit and CountingTokenizer.calls == 3
+    assert all(instance.indexed for instance in second)
+    assert preprocessing_fingerprint(second, vocab) == preprocessing_fingerprint(first, vocab)
+    # The fingerprint is stored with the entry: a hit needs no recomputation.
+    assert cache.fingerprint(key) == preprocessing_fingerprint(first, vocab)
+
+
+def test_preprocessing_cache_key_changes_with_each_part_and_nothing_else(tmp_path):
+    path, _, vocab = _setup(tmp_path)
+    base = instances_key(hash_file(path), READER_CONFIG, vocab)
+    # The same bytes elsewhere, with another modification time: same key.
+    copy = tmp_path / "elsewhere" / "copy.tsv"
+    copy.parent.mkdir()
+    shutil.copyfile(path, copy)
+    os.utime(copy, (1_000_000, 1_000_000))
+    assert instances_key(hash_file(copy), dict(READER_CONFIG), vocab) == base
+    changed_file = tmp_path / "changed.tsv"
+    changed_file.write_text(DATA.replace("great", "grand"), encoding="utf-8")
+    lowercase = {**READER_CONFIG, "tokenizer": {"type": "word", "lowercase": True}}
+    bigger = Vocabulary.from_instances(TsvReader().read(path))
+    bigger.add_token_to_namespace("extra")
+    variants = [
+        instances_key(hash_file(changed_file), READER_CONFIG, vocab),
+        instances_key(hash_file(path), lowercase, vocab),
+        instances_key(hash_file(path), READER_CONFIG, bigger),
+        instances_key(hash_file(path), READER_CONFIG, vocab, keel_version="999.0"),
+    ]
+    digests = {key.digest for key in variants}
+    assert len(digests) == 4 and base.digest not in digests
+    assert base.material["vocabulary_sha256"] == vocabulary_hash(vocab)
+
+
+def test_preprocessing_cache_changed_key_is_a_miss(tmp_path):
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    cache.store(
+        instances_key(hash_file(path), READER_CONFIG, vocab), list(reader.read(path)), vocab
+    )
+    other = instances_key(hash_file(path), READER_CONFIG, vocab, keel_version="0.0.0-other")
+    assert cache.load(other, reader.token_indexers) is None
+
+
+def test_preprocessing_cache_damaged_entry_is_a_miss_and_can_be_rewritten(tmp_path):
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    entry = cache.store(key, list(reader.read(path)), vocab)
+    arrays = entry / "arrays.safetensors"
+    arrays.write_bytes(arrays.read_bytes()[:40])
+    assert cache.load(key, reader.token_indexers) is None
+    cache.store(key, list(reader.read(path)), vocab)
+    assert len(cache.load(key, reader.token_indexers)) == 3
+
+
+def test_preprocessing_cache_stores_no_pickle(tmp_path):
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    entry = cache.store(key, list(reader.read(path)), vocab)
+    assert sorted(p.name for p in entry.iterdir()) == [
+        "arrays.safetensors",
+        "meta.json",
+        "strings.json",
+    ]
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["key"] == key.digest and meta["material"]["reader"] == READER_CONFIG
+    assert entry == tmp_path / "cache" / "instances" / key.digest[:2] / key.digest
+    # Nothing left over from the atomic write.
+    assert [p.name for p in entry.parent.iterdir()] == [key.digest]
+
+
+def test_preprocessing_cache_default_directory_and_override(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from keel.guard.preprocessing_cache import PreprocessingCache as C; print(C().directory)"
+    )
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert default.stdout.strip() == str(tmp_path / ".cache" / "keel" / "preprocessing")
+    moved = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "KEEL_CACHE_DIR": str(tmp_path / "shared")},
+        capture_output=True,
+        text=True,
+    )
+    assert moved.stdout.strip() == str(tmp_path / "shared")
+    assert PreprocessingCache(tmp_path).directory == tmp_path
+
+
+def test_preprocessing_cache_tagging_instances_round_trip(tmp_path):
+    indexers = {"tokens": SingleIdTokenIndexer(), "chars": TokenCharactersIndexer()}
+    sentences = [(["Alice", "saw", "Bob"], ["B-PER", "O", "B-PER"]), (["Hi"], ["O"])]
+
+    def make():
+        out = []
+        for words, tags in sentences:
+            text = TextField([Token(w) for w in words], indexers)
+            out.append(
+                Instance(
+                    {
+                        "tokens": text,
+                        "tags": SequenceLabelField(tags, text),
+                        "metadata": MetadataField({"words": words}),
+                    }
+                )
+            )
+        return out
+
+    vocab = Vocabulary.from_instances(make())
+    cache = PreprocessingCache(tmp_path)
+    key = instances_key("0" * 64, {"type": "conllu"}, vocab)
+    assert cache.store(key, make(), vocab) is not None
+    loaded = cache.load(key, indexers)
+    assert preprocessing_fingerprint(loaded, vocab) == preprocessing_fingerprint(make(), vocab)
+    assert loaded[0]["tags"].sequence_field is loaded[0]["tokens"]
+    assert loaded[1]["metadata"].metadata == {"words": ["Hi"]}
+    fresh = make()
+    for instance in fresh:
+        instance.index_fields(vocab)
+    assert torch.equal(collate(loaded)["tags"], collate(fresh)["tags"])
+
+
+def test_preprocessing_cache_vocabulary_round_trip(tmp_path):
+    path, _, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = vocabulary_key([hash_file(path)], READER_CONFIG, {"min_count": {"tokens": 1}})
+    assert cache.load_vocabulary(key) is None
+    cache.store_vocabulary(key, vocab)
+    assert vocabulary_hash(cache.load_vocabulary(key)) == vocabulary_hash(vocab)
+    other = vocabulary_key([hash_file(path)], READER_CONFIG, {"min_count": {"tokens": 2}})
+    assert other.digest != key.digest and cache.load_vocabulary(other) is None

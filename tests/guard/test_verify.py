@@ -1,0 +1,248 @@
+"""verify end to end: a real archive on small data, then exactly one thing changed per test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from keel.common.params import load_config
+from keel.common.registry import import_module_and_submodules
+from keel.guard.verify import FAIL, PASS, SKIPPED, verify_archive
+from keel.training.experiment import train_model
+from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
+
+PLUGIN_SOURCE = """
+import torch
+
+from keel.data.vocabulary import Vocabulary
+from keel.models.basic_classifier import BasicClassifier
+from keel.models.model import Model
+from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
+from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
+
+
+@Model.register("scaled_classifier")
+class ScaledClassifier(BasicClassifier):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        text_field_embedder: TextFieldEmbedder,
+        seq2vec_encoder: Seq2VecEncoder,
+        **kwargs,
+    ) -> None:
+        super().__init__(vocab, text_field_embedder, seq2vec_encoder, **kwargs)
+        self.output_scale = torch.nn.Parameter(torch.ones(1))
+"""
+
+
+def mixed_case_data(directory: Path) -> Path:
+    """The SST-2 sample with every sentence title-cased, so lowercasing matters."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("train.tsv", "dev.tsv"):
+        lines = (SST2_SAMPLE / name).read_text(encoding="utf-8").splitlines()
+        body = [line.split("\t")[0].title() + "\t" + line.split("\t")[1] for line in lines[1:]]
+        (directory / name).write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
+    return directory
+
+
+def tiny_config(data_dir: Path, model_type: str = "basic_classifier") -> dict:
+    config = load_config(TINY_CLASSIFIER, ext_vars={"data_dir": str(data_dir), "epochs": "1"})
+    for reader in ("dataset_reader", "validation_dataset_reader"):
+        config[reader]["tokenizer"] = {"type": "word", "lowercase": True}
+    config["model"]["type"] = model_type
+    config["golden_sample_size"] = 64
+    return config
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("verify")
+    data = mixed_case_data(root / "data")
+    return train_model(tiny_config(data), root / "run", quiet=True).archive_path
+
+
+@pytest.fixture(scope="module")
+def plugin_archive(tmp_path_factory) -> tuple[Path, Path]:
+    """An archive whose model comes from a package outside keel: (archive, package folder)."""
+    root = tmp_path_factory.mktemp("plugin")
+    package = root / "src" / "scaledpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
+    sys.path.insert(0, str(root / "src"))
+    try:
+        import_module_and_submodules("scaledpkg")
+        data = mixed_case_data(root / "data")
+        result = train_model(
+            tiny_config(data, "scaled_classifier"),
+            root / "run",
+            quiet=True,
+            include_packages=["scaledpkg"],
+        )
+    finally:
+        sys.path.remove(str(root / "src"))
+    return result.archive_path, root / "src"
+
+
+def statuses(report) -> dict[str, str]:
+    return {step.name: step.status for step in report.steps}
+
+
+def repack(source: Path, destination: Path, edit: Callable[[Path], None]) -> Path:
+    """Extract ``source``, apply ``edit`` to the folder, and pack it again as it is."""
+    folder = destination.parent / (destination.name + ".d")
+    with tarfile.open(source) as tar:
+        tar.extractall(folder, filter="data")
+    edit(folder)
+    with tarfile.open(destination, "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(folder).as_posix())
+    return destination
+
+
+def verify_in_subprocess(archive: Path, *args: str, pythonpath: Path | None = None) -> dict:
+    env = {"PATH": "/usr/bin:/bin"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    result = subprocess.run(
+        [sys.executable, "-m", "keel.cli.main", "verify", str(archive), "--json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert (result.returncode == 0) == report["ok"]
+    return report
+
+
+def test_verify_unchanged_archive_passes_every_step(archive, tmp_path) -> None:
+    data = mixed_case_data(tmp_path / "data") / "dev.tsv"
+    report = verify_archive(archive, data=str(data))
+    assert statuses(report) == {name: PASS for name in statuses(report)}, report.to_dict()
+    assert report.step("predictions").details["differences"]["max"] == 0.0
+    junit = report.to_junit_xml()
+    assert 'tests="9"' in junit and 'failures="0"' in junit
+
+
+def test_verify_corrupt_weight_byte_fails_integrity(archive, tmp_path) -> None:
+    def corrupt(folder: Path) -> None:
+        weights = folder / "weights.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-3] ^= 0xFF
+        weights.write_bytes(bytes(data))
+
+    report = verify_archive(repack(archive, tmp_path / "corrupt.tar.gz", corrupt))
+    assert report.failed == ["integrity"] or report.failed[0] == "integrity"
+    assert "weights.safetensors" in report.step("integrity").reason
+
+
+def test_verify_changed_vocabulary_line_fails_integrity_naming_the_file(archive, tmp_path) -> None:
+    def change(folder: Path) -> None:
+        tokens = folder / "vocabulary" / "tokens.txt"
+        lines = tokens.read_text(encoding="utf-8").splitlines()
+        lines[5], lines[6] = lines[6], lines[5]
+        tokens.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    report = verify_archive(repack(archive, tmp_path / "vocab.tar.gz", change))
+    assert report.step("integrity").status == FAIL
+    assert "vocabulary/tokens.txt" in report.step("integrity").reason
+    # Loading the changed vocabulary re-indexes the golden inputs differently too.
+    assert report.step("preprocessing").status == FAIL, report.to_dict()
+
+
+def test_verify_edited_manifest_torch_version_fails_environment(archive, tmp_path) -> None:
+    def edit(folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["environment"]["key_packages"]["torch"] = "1.13.1"
+        manifest["environment"]["distributions"]["torch"] = "1.13.1"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    report = verify_archive(repack(archive, tmp_path / "torch.tar.gz", edit))
+    assert report.failed == ["environment"], report.to_dict()
+    assert "torch" in report.step("environment").reason
+    allowed = verify_archive(tmp_path / "torch.tar.gz", allow_env_drift=True)
+    assert allowed.ok
+
+
+def test_verify_flipped_tokenizer_lowercasing_fails_tokenizer_and_predictions(
+    archive, monkeypatch
+) -> None:
+    from keel.data.tokenizers.word_tokenizer import WordTokenizer
+
+    original = WordTokenizer.__init__
+
+    def no_longer_lowercases(self, lowercase: bool = False) -> None:
+        original(self, lowercase=False)
+
+    monkeypatch.setattr(WordTokenizer, "__init__", no_longer_lowercases)
+    report = verify_archive(archive)
+    assert statuses(report)["tokenizer"] == FAIL
+    assert statuses(report)["predictions"] == FAIL
+    assert statuses(report)["preprocessing"] == FAIL
+    assert "old (" in report.step("tokenizer").reason and "new (" in report.step("tokenizer").reason
+    assert "decoded outputs changed" in report.step("predictions").reason or "logit" in (
+        report.step("predictions").reason
+    )
+
+
+@pytest.mark.slow
+def test_verify_plugin_archive_passes_with_the_package(plugin_archive) -> None:
+    archive, source = plugin_archive
+    report = verify_in_subprocess(archive, "--include-package", "scaledpkg", pythonpath=source)
+    assert report["ok"], report
+
+
+@pytest.mark.slow
+def test_verify_removed_plugin_package_fails_components_naming_the_fix(plugin_archive) -> None:
+    archive, _ = plugin_archive
+    report = verify_in_subprocess(archive)
+    steps = {step["name"]: step for step in report["steps"]}
+    assert steps["components"]["status"] == FAIL
+    assert "scaled_classifier" in steps["components"]["reason"]
+    assert "--include-package scaledpkg" in steps["components"]["reason"]
+
+
+@pytest.mark.slow
+def test_verify_renamed_parameter_fails_weights_and_reports_changed_source(
+    plugin_archive, tmp_path
+) -> None:
+    archive, source = plugin_archive
+    edited = tmp_path / "src" / "scaledpkg"
+    edited.mkdir(parents=True)
+    (edited / "__init__.py").write_text(PLUGIN_SOURCE.replace("output_scale", "scale"))
+    report = verify_in_subprocess(
+        archive, "--include-package", "scaledpkg", pythonpath=tmp_path / "src"
+    )
+    steps = {step["name"]: step for step in report["steps"]}
+    assert steps["weights"]["status"] == FAIL
+    assert "missing: scale" in steps["weights"]["reason"]
+    assert "unexpected: output_scale" in steps["weights"]["reason"]
+    assert "source of scaledpkg differs" in steps["components"]["reason"]
+    assert steps["predictions"]["status"] == SKIPPED
+
+
+@pytest.mark.slow
+def test_verify_new_required_constructor_argument_fails_config(plugin_archive, tmp_path) -> None:
+    archive, _ = plugin_archive
+    edited = tmp_path / "src" / "scaledpkg"
+    edited.mkdir(parents=True)
+    (edited / "__init__.py").write_text(
+        PLUGIN_SOURCE.replace(
+            "        **kwargs,\n", "        temperature: float,\n        **kwargs,\n"
+        )
+    )
+    report = verify_in_subprocess(
+        archive, "--include-package", "scaledpkg", pythonpath=tmp_path / "src"
+    )
+    steps = {step["name"]: step for step in report["steps"]}
+    assert steps["config"]["status"] == FAIL
+    assert "model.temperature" in steps["config"]["reason"]
+    assert steps["weights"]["status"] == SKIPPED
