@@ -238,11 +238,13 @@ def train_model(
     include_packages: Iterable[str] = (),
     quiet: bool = False,
     cache: PreprocessingCache | None = None,
+    bundle_code: bool = False,
 ) -> TrainingResult:
     """Validate the whole config, then read, index, train and archive into the directory.
 
     With ``cache``, tokenized and indexed instances (and the vocabulary) are reused across runs
-    on the same data and preprocessing config.
+    on the same data and preprocessing config. ``bundle_code`` stores the source of custom
+    (non-keel) packages in the archive.
     """
     from keel.archive.model_archive import archive_model
     from keel.training.util import prepare_environment
@@ -316,6 +318,7 @@ def train_model(
         metrics=metrics,
         include_packages=list(include_packages),
         provenance=provenance,
+        bundle_code=bundle_code,
     )
     return TrainingResult(directory, archive_path, metrics, model, vocab)
 

@@ -2,6 +2,10 @@ import json
 import math
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +195,7 @@ def test_trainer_two_runs_are_bit_identical():
     )
 
 
+@pytest.mark.slow
 def test_trainer_deterministic_bilstm_runs_are_bit_identical():
     config = {
         **MODEL_CONFIG,
@@ -482,3 +487,59 @@ def test_trainer_rejects_bad_values():
     for config in ({"num_epochs": 0}, {"patience": 0}, {"grad_norm": -1.0}):
         with pytest.raises(ConfigurationError):
             _trainer(**config)
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+import test_trainer as t
+
+class SlowLoader(t.CrashingLoader):
+    def __iter__(self):
+        for batch in self.loader:
+            time.sleep(0.02)  # long enough epochs for the parent to kill one mid-way
+            yield batch
+
+loader = SlowLoader(t._loader(t.TRAIN), epoch=-1, batch=-1)
+trainer = t._trainer(
+    serialization_dir=sys.argv[1],
+    data_loader=loader,
+    num_epochs=4,
+    validation_metric="+accuracy",
+    learning_rate_scheduler={{"type": "linear_with_warmup", "warmup_steps": 5}},
+)
+trainer.train(recover=sys.argv[2] == "1")
+"""
+
+
+@pytest.mark.slow
+def test_trainer_recovers_bit_identically_after_sigkill(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent)))
+
+    def run(directory: Path, recover: bool) -> None:
+        subprocess.run(
+            [sys.executable, str(script), str(directory), "1" if recover else "0"], check=True
+        )
+
+    run(tmp_path / "whole", recover=False)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), "0"])
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "killed" / "checkpoints" / "epoch_1").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # it really died mid-run
+    run(tmp_path / "killed", recover=True)
+    for name in ("best.safetensors", "checkpoints/epoch_3/model.safetensors"):
+        _assert_identical(
+            load_weights(tmp_path / "killed" / name), load_weights(tmp_path / "whole" / name)
+        )
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    killed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert killed["validation_loss"] == whole["validation_loss"]
+    assert killed["best_epoch"] == whole["best_epoch"]

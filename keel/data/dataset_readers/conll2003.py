@@ -8,9 +8,12 @@ from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
 from keel.data import span_utils
 from keel.data.dataset_readers.dataset_reader import DatasetReader
-from keel.data.dataset_readers.sequence_tagging import TaggingReader
-from keel.data.fields.sequence_label_field import SequenceLabelField
-from keel.data.instance import Instance
+from keel.data.dataset_readers.sequence_tagging import (
+    OnError,
+    Sentence,
+    SentenceLines,
+    TaggingReader,
+)
 from keel.data.token_indexers.token_indexer import TokenIndexer
 
 _COLUMNS = {"pos": 1, "chunk": 2, "ner": 3}
@@ -62,27 +65,31 @@ class Conll2003DatasetReader(TaggingReader):
         self.original_coding_scheme = original_coding_scheme
         self.feature_labels = list(feature_labels or [])
 
-    def _read(self, file_path: str) -> Iterator[Instance]:
-        for first_line, rows in self._sentences(file_path):
-            columns = list(zip(*(row for _, row in rows), strict=True))
-            words = list(columns[0])
-            tags = self._column(columns, self.tag_label, file_path, first_line)
-            instance = self.text_to_instance(words, tags)
-            for label in self.feature_labels:
-                values = self._column(columns, label, file_path, first_line)
-                instance.add_field(
-                    f"{label}_tags",
-                    SequenceLabelField(values, instance["tokens"], f"{label}_tags"),  # type: ignore[arg-type]
-                )
-            yield instance
+    def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
+        reader = SentenceLines(file_path, on_error)
+        for line_numbers, rows in self._blocks(reader):
+            columns = list(zip(*rows, strict=True))
+            try:
+                tags = self._column(columns, self.tag_label, file_path, line_numbers)
+                features = {
+                    f"{label}_tags": (
+                        f"{label}_tags",
+                        self._column(columns, label, file_path, line_numbers),
+                    )
+                    for label in self.feature_labels
+                }
+            except DataError as error:
+                reader.fail(error)
+                continue
+            yield Sentence(list(columns[0]), tags, features)
 
     def _column(
-        self, columns: list[tuple[str, ...]], label: str, file_path: str, first_line: int
+        self, columns: list[tuple[str, ...]], label: str, file_path: str, line_numbers: list[int]
     ) -> list[str]:
         values = list(columns[_COLUMNS[label]])
         if label not in _SPAN_COLUMNS or self.coding_scheme == self.original_coding_scheme:
             return values
-        for offset, tag in enumerate(values):
+        for line_number, tag in zip(line_numbers, values, strict=True):
             try:
                 span_utils.split_tag(tag)
             except span_utils.InvalidTagError as error:
@@ -90,33 +97,39 @@ class Conll2003DatasetReader(TaggingReader):
                     f"{error} (converting {label} tags from {self.original_coding_scheme} "
                     f"to {self.coding_scheme})",
                     path=file_path,
-                    line=first_line + offset,
+                    line=line_number,
                     code=errors.BAD_DATA_LINE,
                 ) from error
         return span_utils.convert_tags(values, self.original_coding_scheme, self.coding_scheme)
 
     @staticmethod
-    def _sentences(file_path: str) -> Iterator[tuple[int, list[tuple[int, list[str]]]]]:
-        """(first line number, [(line number, 4 columns), ...]) per sentence."""
-        rows: list[tuple[int, list[str]]] = []
-        with open(file_path, encoding="utf-8-sig") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                line = raw.strip()
-                if not line or line.startswith("-DOCSTART-"):
-                    if rows:
-                        yield rows[0][0], rows
-                        rows = []
-                    continue
-                parts = line.split()
-                if len(parts) != 4:
-                    raise DataError(
+    def _blocks(reader: SentenceLines) -> Iterator[tuple[list[int], list[list[str]]]]:
+        """(line numbers, 4-column rows) per sentence; sentences with a bad line are dropped."""
+        numbers: list[int] = []
+        rows: list[list[str]] = []
+        for line_number, raw in reader.lines():
+            line = raw.strip()
+            if not line or line.startswith("-DOCSTART-"):
+                if rows and not reader.bad:
+                    yield numbers, rows
+                numbers, rows, reader.bad = [], [], False
+                continue
+            if reader.bad:
+                continue
+            parts = line.split()
+            if len(parts) != 4:
+                reader.fail(
+                    DataError(
                         f"{len(parts)} column(s), expected 4 (word POS chunk NER, separated by "
                         "whitespace)",
-                        path=file_path,
+                        path=reader.file_path,
                         line=line_number,
                         excerpt=line,
                         code=errors.MISSING_COLUMN,
                     )
-                rows.append((line_number, parts))
-        if rows:
-            yield rows[0][0], rows
+                )
+                continue
+            numbers.append(line_number)
+            rows.append(parts)
+        if rows and not reader.bad:
+            yield numbers, rows

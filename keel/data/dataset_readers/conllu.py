@@ -7,8 +7,12 @@ from collections.abc import Iterator
 from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
 from keel.data.dataset_readers.dataset_reader import DatasetReader
-from keel.data.dataset_readers.sequence_tagging import TaggingReader
-from keel.data.instance import Instance
+from keel.data.dataset_readers.sequence_tagging import (
+    OnError,
+    Sentence,
+    SentenceLines,
+    TaggingReader,
+)
 from keel.data.token_indexers.token_indexer import TokenIndexer
 
 _TAG_COLUMNS = {"upos": 3, "xpos": 4}
@@ -38,53 +42,56 @@ class ConlluDatasetReader(TaggingReader):
             )
         self.tag_label = tag_label
 
-    def _read(self, file_path: str) -> Iterator[Instance]:
+    def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         tag_column = _TAG_COLUMNS[self.tag_label]
+        reader = SentenceLines(file_path, on_error)
         words: list[str] = []
         tags: list[str] = []
-        with open(file_path, encoding="utf-8-sig") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    if words:
-                        yield self.text_to_instance(words, tags)
-                        words, tags = [], []
-                    continue
-                if line.startswith("#"):
-                    continue
-                parts = line.split("\t")
-                if len(parts) != 10:
-                    raise DataError(
-                        f"{len(parts)} tab-separated column(s), expected 10 (ID FORM LEMMA UPOS "
-                        "XPOS FEATS HEAD DEPREL DEPS MISC)",
-                        path=file_path,
-                        line=line_number,
-                        excerpt=line,
-                        code=errors.MISSING_COLUMN,
-                    )
-                word_id = parts[0]
-                if "-" in word_id or "." in word_id:
-                    continue
-                if not word_id.isdigit() or int(word_id) != len(words) + 1:
-                    raise DataError(
-                        f"word id {word_id!r} where {len(words) + 1} was expected (ids count "
-                        "1, 2, 3, ... per sentence; ranges n-m and empty nodes n.k are skipped)",
-                        path=file_path,
-                        line=line_number,
-                        excerpt=line,
-                        code=errors.BAD_DATA_LINE,
-                    )
-                tag = parts[tag_column]
-                if tag == "_":
-                    raise DataError(
-                        f"this word has no {self.tag_label.upper()} tag ('_'); is the tag_label "
-                        "right for this treebank?",
-                        path=file_path,
-                        line=line_number,
-                        excerpt=line,
-                        code=errors.MISSING_COLUMN,
-                    )
-                words.append(parts[1])
-                tags.append(tag)
-        if words:
-            yield self.text_to_instance(words, tags)
+        for line_number, line in reader.lines():
+            if not line.strip():
+                if words and not reader.bad:
+                    yield Sentence(words, tags)
+                words, tags, reader.bad = [], [], False
+                continue
+            if line.startswith("#") or reader.bad:
+                continue
+            problem = self._problem(line, len(words) + 1)
+            if problem is not None:
+                message, code = problem
+                reader.fail(
+                    DataError(message, path=file_path, line=line_number, excerpt=line, code=code)
+                )
+                continue
+            parts = line.split("\t")
+            if "-" in parts[0] or "." in parts[0]:
+                continue
+            words.append(parts[1])
+            tags.append(parts[tag_column])
+        if words and not reader.bad:
+            yield Sentence(words, tags)
+
+    def _problem(self, line: str, expected_id: int) -> tuple[str, str] | None:
+        """What is wrong with a word line, or None."""
+        parts = line.split("\t")
+        if len(parts) != 10:
+            return (
+                f"{len(parts)} tab-separated column(s), expected 10 (ID FORM LEMMA UPOS XPOS "
+                "FEATS HEAD DEPREL DEPS MISC)",
+                errors.MISSING_COLUMN,
+            )
+        word_id = parts[0]
+        if "-" in word_id or "." in word_id:
+            return None
+        if not word_id.isdigit() or int(word_id) != expected_id:
+            return (
+                f"word id {word_id!r} where {expected_id} was expected (ids count 1, 2, 3, ... "
+                "per sentence; ranges n-m and empty nodes n.k are skipped)",
+                errors.BAD_DATA_LINE,
+            )
+        if parts[_TAG_COLUMNS[self.tag_label]] == "_":
+            return (
+                f"this word has no {self.tag_label.upper()} tag ('_'); is the tag_label right "
+                "for this treebank?",
+                errors.MISSING_COLUMN,
+            )
+        return None

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
 
 from keel.common import errors
 from keel.common.errors import DataError
-from keel.data.dataset_readers.dataset_reader import DatasetReader, default_token_indexers
+from keel.data.dataset_readers.dataset_reader import (
+    DatasetReader,
+    default_token_indexers,
+    existing_file,
+    read_lines,
+)
+from keel.data.fields.field import Field
 from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField
 from keel.data.fields.text_field import TextField
@@ -14,9 +24,24 @@ from keel.data.instance import Instance
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 
+OnError = Callable[[DataError], None] | None
+
+
+@dataclass
+class Sentence:
+    """One tagged sentence as read: words, tags, and extra tag columns by field name."""
+
+    words: list[str]
+    tags: list[str]
+    features: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+
 
 class TaggingReader(DatasetReader):
-    """Base of the tagging readers: instances with ``tokens``, ``tags`` and ``metadata``."""
+    """Base of the tagging readers: instances with ``tokens``, ``tags`` and ``metadata``.
+
+    Subclasses implement ``_sentences``. With ``on_error``, ``read`` hands a bad line to it and
+    skips the sentence that holds it instead of stopping.
+    """
 
     def __init__(
         self,
@@ -28,15 +53,67 @@ class TaggingReader(DatasetReader):
         self.token_indexers = default_token_indexers(token_indexers)
         self.label_namespace = label_namespace
 
+    def read(self, file_path: str | Path, on_error: OnError = None) -> Iterator[Instance]:
+        """Instances from ``file_path``; see the class docstring for ``on_error``."""
+        path = existing_file(file_path)
+        return self._read_checked(path, self._instances(self._sentences(str(path), on_error)))
+
+    def _read(self, file_path: str) -> Iterator[Instance]:
+        return self._instances(self._sentences(file_path, None))
+
+    def read_records(self, file_path: str | Path) -> Iterator[dict[str, Any]]:
+        """``{"tokens": [...], "tags": [...]}`` per sentence, up to ``max_instances``."""
+        sentences = self._sentences(str(existing_file(file_path)), None)
+        if self.max_instances is not None:
+            sentences = islice(sentences, self.max_instances)
+        for sentence in sentences:
+            yield {"tokens": sentence.words, "tags": sentence.tags}
+
     def text_to_instance(  # type: ignore[override]
         self, tokens: list[str], tags: list[str] | None = None
     ) -> Instance:
         """An instance of ``tokens`` (words) and, when given, one tag per word."""
         text_field = TextField([Token(word) for word in tokens], self.token_indexers)
-        fields: dict = {"tokens": text_field, "metadata": MetadataField({"words": list(tokens)})}
+        fields: dict[str, Field] = {
+            "tokens": text_field,
+            "metadata": MetadataField({"words": list(tokens)}),
+        }
         if tags is not None:
             fields["tags"] = SequenceLabelField(list(tags), text_field, self.label_namespace)
         return Instance(fields)
+
+    def _instances(self, sentences: Iterator[Sentence]) -> Iterator[Instance]:
+        for sentence in sentences:
+            instance = self.text_to_instance(sentence.words, sentence.tags)
+            text_field = instance["tokens"]
+            for name, (namespace, values) in sentence.features.items():
+                instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
+            yield instance
+
+    def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
+        """The sentences of a file; a bad line raises, or goes to ``on_error``."""
+        raise NotImplementedError
+
+
+class SentenceLines:
+    """Reads blank-line-separated blocks, dropping any block that had a bad line.
+
+    ``fail(error)`` raises without ``on_error``; with it, reports and marks the block bad.
+    """
+
+    def __init__(self, file_path: str, on_error: OnError) -> None:
+        self.file_path = file_path
+        self.on_error = on_error
+        self.bad = False
+
+    def fail(self, error: DataError) -> None:
+        if self.on_error is None:
+            raise error
+        self.bad = True
+        self.on_error(error)
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        return read_lines(self.file_path, self.fail if self.on_error is not None else None)
 
 
 @DatasetReader.register("sequence_tagging")
@@ -60,19 +137,18 @@ class SequenceTaggingDatasetReader(TaggingReader):
         self.word_tag_delimiter = word_tag_delimiter
         self.token_delimiter = token_delimiter
 
-    def _read(self, file_path: str) -> Iterator[Instance]:
+    def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         delimiter = self.word_tag_delimiter
-        with open(file_path, encoding="utf-8-sig") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                pieces = line.split(self.token_delimiter)
-                words, tags = [], []
-                for piece in pieces:
-                    word, sep, tag = piece.rpartition(delimiter)
-                    if not sep or not word or not tag:
-                        raise DataError(
+        reader = SentenceLines(file_path, on_error)
+        for line_number, line in reader.lines():
+            if not line.strip():
+                continue
+            words, tags = [], []
+            for piece in line.split(self.token_delimiter):
+                word, sep, tag = piece.rpartition(delimiter)
+                if not sep or not word or not tag:
+                    reader.fail(
+                        DataError(
                             f"token {piece!r} is not word{delimiter}TAG "
                             f"(word_tag_delimiter={delimiter!r}, "
                             f"token_delimiter={self.token_delimiter!r})",
@@ -81,6 +157,9 @@ class SequenceTaggingDatasetReader(TaggingReader):
                             excerpt=line,
                             code=errors.BAD_DATA_LINE,
                         )
-                    words.append(word)
-                    tags.append(tag)
-                yield self.text_to_instance(words, tags)
+                    )
+                    break
+                words.append(word)
+                tags.append(tag)
+            else:
+                yield Sentence(words, tags)

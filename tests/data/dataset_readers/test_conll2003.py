@@ -94,3 +94,28 @@ def test_conll2003_reads_bio_files_into_bioul(tmp_path):
     reader = Conll2003DatasetReader(original_coding_scheme="BIO", coding_scheme="BIOUL")
     (instance,) = list(reader.read(path))
     assert _tags(instance) == ["B-PER", "L-PER", "U-PER", "O"]
+
+
+def test_conll2003_on_error_skips_bad_sentences_and_reports_each(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_text(
+        "EU NNP I-NP I-ORG\nsays VBZ\n\nAnn NNP I-NP I-PER\n\nBad NNP I-NP PERSON\n\nOK NN I-NP O\n"
+    )
+    found = []
+    reader = Conll2003DatasetReader(coding_scheme="BIOUL")
+    instances = list(reader.read(path, on_error=found.append))
+    assert [i["metadata"]["words"] for i in instances] == [["Ann"], ["OK"]]
+    assert [error.line for error in found] == [2, 6]
+
+
+def test_conll2003_read_records_give_predictor_inputs():
+    records = list(
+        Conll2003DatasetReader(coding_scheme="BIOUL", max_instances=2).read_records(FIXTURE)
+    )
+    assert len(records) == 2
+    assert records[0] == {
+        "tokens": ["Maria", "Lopez", "visited", "Oslo", "."],
+        "tags": ["B-PER", "L-PER", "O", "U-LOC", "O"],
+    }
+    instance = Conll2003DatasetReader().text_to_instance(**records[0])
+    assert list(instance["tags"].labels) == records[0]["tags"]

@@ -88,3 +88,24 @@ def test_conllu_tolerates_a_byte_order_mark(tmp_path):
     path = tmp_path / "bom.conllu"
     path.write_bytes(b"\xef\xbb\xbf" + CONLLU.encode("utf-8"))
     assert len(list(ConlluDatasetReader().read(path))) == 2
+
+
+def test_conllu_on_error_skips_the_bad_sentence_only(tmp_path):
+    bad = CONLLU.replace("5\t.\t.", "6\t.\t.")
+    found = []
+    instances = list(ConlluDatasetReader().read(_write(tmp_path, bad), on_error=found.append))
+    assert [i["metadata"]["words"] for i in instances] == [["Yes"]]
+    assert [error.line for error in found] == [9]
+
+
+def test_conllu_read_records(tmp_path):
+    records = list(ConlluDatasetReader().read_records(_write(tmp_path, CONLLU)))
+    assert records[1] == {"tokens": ["Yes"], "tags": ["INTJ"]}
+
+
+def test_conllu_bad_utf8_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "bad.conllu"
+    path.write_bytes(CONLLU.encode("utf-8").replace(b"Yes\tyes", b"Y\xffs\tyes"))
+    with pytest.raises(DataError, match="UTF-8") as info:
+        list(ConlluDatasetReader().read(path))
+    assert info.value.line == 12

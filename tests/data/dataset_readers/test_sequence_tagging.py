@@ -37,3 +37,16 @@ def test_sequence_tagging_missing_delimiter_names_file_and_line(tmp_path):
     with pytest.raises(DataError, match="'c' is not word###TAG") as info:
         list(SequenceTaggingDatasetReader().read(path))
     assert info.value.line == 2 and info.value.path == str(path)
+
+
+def test_sequence_tagging_on_error_and_records(tmp_path):
+    path = tmp_path / "tags.txt"
+    path.write_text("a###X\nb###Y c\nd###Z\n", encoding="utf-8")
+    found = []
+    reader = SequenceTaggingDatasetReader()
+    instances = list(reader.read(path, on_error=found.append))
+    assert [i["metadata"]["words"] for i in instances] == [["a"], ["d"]]
+    assert [error.line for error in found] == [2]
+    assert list(SequenceTaggingDatasetReader(max_instances=1).read_records(path)) == [
+        {"tokens": ["a"], "tags": ["X"]}
+    ]
