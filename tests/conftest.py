@@ -5,9 +5,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 # Subprocesses inherit this: no test writes into the user's real preprocessing cache.
 os.environ.setdefault("KEEL_CACHE_DIR", tempfile.mkdtemp(prefix="keel-test-cache-"))
+# Tests run two at a time on two cores; more threads per process only contend (OpenMP spins).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 SST2_SAMPLE = REPO / "examples" / "data" / "sst2-sample"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -47,6 +46,9 @@ ARCHIVE_NAME = "model.tar.gz"
 
 MAX_MEMBERS = 20_000
 MAX_TOTAL_BYTES = 16 * 1024**3
+MAX_MANIFEST_BYTES = 64 * 1024**2
+# No tar header needs more; member data is read in chunks of _CHUNK.
+MAX_SINGLE_READ = 64 * 1024**2
 _CHUNK = 1024 * 1024
 
 
@@ -134,6 +136,65 @@ def _safe_member_path(target: Path, name: str) -> Path:
     return resolved
 
 
+_READ_ERRORS = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    OSError,
+    ValueError,  # e.g. a member name with a NUL byte
+    UnicodeError,
+)
+
+
+class _BoundedStream:
+    """The decompressed stream of an archive, refusing to yield more than a budget.
+
+    tarfile reads long-name and pax headers with one ``read`` of the size the header declares,
+    so a tiny gzip could otherwise make it allocate gigabytes before any member is seen.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, budget: int, archive_path: Path) -> None:
+        self._raw = raw
+        self._budget = budget
+        self._path = archive_path
+
+    def _refuse(self, what: str) -> ArchiveError:
+        return ArchiveError(
+            f"{self._path}: {what}; refusing it (possible decompression bomb)",
+            code=errors.ARCHIVE_TOO_LARGE,
+        )
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_SINGLE_READ:
+            raise self._refuse(f"a tar header asks for a read of {size} bytes")
+        if self._raw.tell() + size > self._budget:
+            raise self._refuse(f"it decompresses to more than {self._budget} bytes")
+        return self._raw.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._raw.seek(offset, whence)
+        if position > self._budget:
+            raise self._refuse(f"it decompresses to more than {self._budget} bytes")
+        return position
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+@contextlib.contextmanager
+def _open_tar(archive_path: Path, limits: ArchiveLimits):
+    # Room for headers and block padding on top of the members' declared sizes.
+    budget = limits.max_total_bytes + (limits.max_members + 2) * 2 * tarfile.BLOCKSIZE + _CHUNK
+    with gzip.GzipFile(archive_path, "rb") as raw:
+        stream = _BoundedStream(raw, budget, archive_path)
+        with tarfile.open(fileobj=stream, mode="r:") as tar:  # type: ignore[call-overload]
+            yield tar
+
+
 def extract_archive(
     archive_path: str | os.PathLike[str], target: str | os.PathLike[str], limits: ArchiveLimits
 ) -> None:
@@ -143,7 +204,7 @@ def extract_archive(
     if not archive_path.is_file():
         raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
     try:
-        with tarfile.open(archive_path, "r:gz") as tar:
+        with _open_tar(archive_path, limits) as tar:
             total = 0
             count = 0
             for member in tar:
@@ -184,41 +245,70 @@ def extract_archive(
                     shutil.copyfileobj(source, out, _CHUNK)
     except KeelError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+    except _READ_ERRORS as error:
         raise ArchiveError(
             f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
             code=errors.ARCHIVE_CORRUPT,
         ) from error
 
 
-def read_manifest(archive_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of an archive, read without extracting anything to disk."""
+def read_member_bytes(
+    archive_path: str | os.PathLike[str], name: str, *, max_bytes: int = MAX_MANIFEST_BYTES
+) -> bytes:
+    """The bytes of one regular member (at most ``max_bytes``), read without extracting."""
     archive_path = Path(archive_path)
     if not archive_path.is_file():
         raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
     try:
-        with tarfile.open(archive_path, "r:gz") as tar:
+        with _open_tar(archive_path, ArchiveLimits()) as tar:
             for member in tar:
-                if member.name == MANIFEST_NAME:
-                    if not member.isfile():
-                        break
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    return json.load(io.TextIOWrapper(handle, encoding="utf-8"))
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+                if member.name != name:
+                    continue
+                if not member.isfile():
+                    break
+                if member.size > max_bytes:
+                    raise ArchiveError(
+                        f"{archive_path}: {name} is {member.size} bytes, over the "
+                        f"{max_bytes}-byte limit; refusing it",
+                        code=errors.ARCHIVE_TOO_LARGE,
+                    )
+                handle = tar.extractfile(member)
+                assert handle is not None
+                with handle:
+                    return handle.read()
+    except KeelError:
+        raise
+    except _READ_ERRORS as error:
         raise ArchiveError(
             f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
             code=errors.ARCHIVE_CORRUPT,
         ) from error
-    except json.JSONDecodeError as error:
+    suffix = "; not a keel archive" if name == MANIFEST_NAME else ""
+    raise ArchiveError(
+        f"{archive_path}: no regular file {name}{suffix}", code=errors.ARCHIVE_MISSING_MEMBER
+    )
+
+
+def parse_manifest(data: bytes, archive_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest as a JSON object, or an ArchiveError saying why it is not one."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ArchiveError(
-            f"{archive_path}: manifest.json is not valid JSON ({error})",
+            f"{archive_path}: manifest.json is not valid JSON ({type(error).__name__}: {error})",
             code=errors.ARCHIVE_CORRUPT,
         ) from error
-    raise ArchiveError(
-        f"{archive_path}: no manifest.json; not a keel archive",
-        code=errors.ARCHIVE_MISSING_MEMBER,
-    )
+    if not isinstance(manifest, dict):
+        raise ArchiveError(
+            f"{archive_path}: manifest.json holds a {type(manifest).__name__}, not an object",
+            code=errors.ARCHIVE_CORRUPT,
+        )
+    return manifest
+
+
+def read_manifest(archive_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an archive, read without extracting anything to disk."""
+    return parse_manifest(read_member_bytes(archive_path, MANIFEST_NAME), archive_path)
 
 
 @dataclass
@@ -278,14 +368,8 @@ def opened_archive(
                 f"{archive_path}: no manifest.json; not a keel archive",
                 code=errors.ARCHIVE_MISSING_MEMBER,
             )
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ArchiveError(
-                f"{archive_path}: manifest.json is not valid JSON ({error})",
-                code=errors.ARCHIVE_CORRUPT,
-            ) from error
-        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        manifest = parse_manifest(manifest_path.read_bytes(), archive_path)
+        version = manifest.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ArchiveError(
                 f"{archive_path}: archive format version {version!r} is not supported by keel "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ from keel.archive.archive import (
     opened_archive,
     write_archive,
 )
+from keel.archive.bundled_code import (
+    SECTION as CUSTOM_CODE_SECTION,
+)
+from keel.archive.bundled_code import (
+    bundled_packages,
+    custom_packages,
+    describe_custom_code,
+    load_bundled_code,
+    source_differences,
+    stage_code,
+)
 from keel.archive.resources import pack_resources, unpack_resources
 from keel.common import errors
 from keel.common.errors import ArchiveError
@@ -35,6 +47,8 @@ from keel.data.vocabulary import Vocabulary
 from keel.guard.golden import GOLDEN_FILE
 from keel.models.model import Model
 from keel.modules.token_embedders.embedding import remove_pretrained_files
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,11 +132,13 @@ def archive_model(
     include_packages: Iterable[str] = (),
     provenance: Mapping[str, Any] | None = None,
     archive_path: str | os.PathLike[str] | None = None,
+    bundle_code: bool = False,
 ) -> Path:
     """Write ``model.tar.gz`` (config, safetensors weights, vocabulary, manifest) atomically.
 
     ``provenance`` adds manifest sections (components, data hashes, fingerprints, seeds); its
-    ``golden`` entry is stored as the golden predictions file instead.
+    ``golden`` entry is stored as the golden predictions file instead. The sources of custom
+    (non-keel) packages are always hashed in the manifest; ``bundle_code`` also stores them.
     """
     directory = Path(serialization_dir)
     destination = Path(archive_path) if archive_path else directory / ARCHIVE_NAME
@@ -137,6 +153,11 @@ def archive_model(
     sections = dict(provenance or {})
     golden = sections.pop("golden", None)
     manifest.update(sections)
+    packages = custom_packages(manifest.get("components") or [], include_packages)
+    manifest[CUSTOM_CODE_SECTION] = {
+        "bundled": bool(bundle_code and packages),
+        "packages": describe_custom_code(packages),
+    }
     env_file = directory / "env.json"
     if env_file.is_file():
         manifest["environment"] = json.loads(env_file.read_text(encoding="utf-8"))
@@ -150,6 +171,8 @@ def archive_model(
             golden_path = staging / GOLDEN_FILE
             golden_path.parent.mkdir(parents=True)
             golden_path.write_text(json.dumps(golden), encoding="utf-8")
+        if bundle_code:
+            stage_code(packages, staging)
         write_archive(staging, destination, manifest)
     return destination
 
@@ -159,10 +182,27 @@ def load_archive(
     *,
     include_packages: Iterable[str] = (),
     limits: ArchiveLimits | None = None,
+    trust_bundled_code: bool = False,
+    require_signature: bool = False,
+    trusted_keys: Sequence[Any] = (),
 ) -> Archive:
-    """Load an archive's model (eval mode), readers and config; every check is strict."""
+    """Load an archive's model (eval mode), readers and config; every check is strict.
+
+    With ``require_signature``, the archive must carry a valid detached signature by one of
+    ``trusted_keys`` (public keys, see keel.archive.signing) before a byte of it is unpacked.
+    Code bundled in the archive is imported only with ``trust_bundled_code``, after its hashes
+    are checked. A custom component that cannot be found fails before the config is read, with
+    the registered name, its module and the fix.
+    """
+    if require_signature or trusted_keys:
+        from keel.archive.signing import verify_signature
+
+        verify_signature(archive_path, trusted_keys)
     import_plugins(include_packages)
     with opened_archive(archive_path, limits=limits) as (root, manifest):
+        if trust_bundled_code:
+            load_bundled_code(root, manifest)
+        risks = check_archive_components(archive_path, manifest, trust_bundled_code)
         config_path = root / CONFIG_NAME
         if not config_path.is_file():
             raise ArchiveError(
@@ -182,4 +222,35 @@ def load_archive(
         model = build(Model, buildable["model"], path="model", extras={"vocab": vocab})
         load_weights_strictly(model, read_weights(root / WEIGHTS_NAME))
     model.eval()
-    return Archive(model, reader, validation_reader, config, vocab, manifest)
+    return Archive(
+        model, reader, validation_reader, config, vocab, manifest, {"component_risks": risks}
+    )
+
+
+def check_archive_components(
+    archive_path: str | os.PathLike[str], manifest: Mapping[str, Any], trusted_code: bool
+) -> list[str]:
+    """Raise if a recorded component is unavailable here; return the risks (changed sources)."""
+    from keel.guard.components import check_components
+
+    recorded = manifest.get("components")
+    if not isinstance(recorded, list):
+        return []
+    problems, risks = check_components(recorded)
+    if problems:
+        bundled = bundled_packages(manifest)
+        hint = ""
+        if bundled and not trusted_code:
+            hint = (
+                f"\n  the archive bundles the source of {', '.join(bundled)}: if you trust it, "
+                "pass --trust-bundled-code (trust_bundled_code=True)"
+            )
+        raise ArchiveError(
+            f"{archive_path}: {len(problems)} component(s) the model was built from are not "
+            "available:\n  " + "\n  ".join(problems) + hint,
+            code=errors.UNKNOWN_COMPONENT,
+        )
+    risks += source_differences(manifest)
+    for risk in risks:
+        logger.warning("%s: %s", archive_path, risk)
+    return risks

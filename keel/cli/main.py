@@ -7,6 +7,8 @@ import typer
 from keel import __version__
 from keel.cli import data as data_commands
 from keel.cli import env as env_commands
+from keel.cli import serve as serve_commands
+from keel.cli import sign as sign_commands
 from keel.cli import train as train_commands
 from keel.cli import verify as verify_commands
 
@@ -22,6 +24,9 @@ app.command("evaluate")(train_commands.evaluate)
 app.command("predict")(train_commands.predict)
 app.command("verify")(verify_commands.verify)
 app.command("doctor")(verify_commands.doctor)
+app.command("keygen")(sign_commands.keygen)
+app.command("sign")(sign_commands.sign)
+app.command("serve")(serve_commands.serve)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
 

@@ -20,6 +20,14 @@ from keel.cli.common import (
 )
 from keel.common.errors import DataError
 
+TrustBundledCode = Annotated[
+    bool,
+    typer.Option(
+        "--trust-bundled-code",
+        help="Import the custom code stored in the archive (after checking its hashes).",
+    ),
+]
+
 
 @keel_errors_exit
 def train(
@@ -40,6 +48,10 @@ def train(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Always tokenize and index from scratch.")
     ] = False,
+    bundle_code: Annotated[
+        bool,
+        typer.Option("--bundle-code", help="Store the source of custom packages in the archive."),
+    ] = False,
 ) -> None:
     """Train a model from a config and archive it as SERIALIZATION_DIR/model.tar.gz."""
     from keel.common.params import load_config, parse_ext_vars
@@ -57,6 +69,7 @@ def train(
         include_packages=include_package,
         quiet=quiet,
         cache=None if no_cache else PreprocessingCache(cache_dir),
+        bundle_code=bundle_code,
     )
     _print_metrics("training finished", result.metrics)
     console.print(f"archive: {result.archive_path}")
@@ -71,6 +84,7 @@ def evaluate(
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
     include_package: IncludePackage = [],  # noqa: B006
+    trust_bundled_code: TrustBundledCode = False,
 ) -> None:
     """Evaluate an archived model on DATA; prints and optionally writes the metrics."""
     from keel.archive.model_archive import load_archive
@@ -78,7 +92,9 @@ def evaluate(
     from keel.training.evaluation import evaluate as run_evaluation
     from keel.training.experiment import _batch_size
 
-    loaded = load_archive(archive, include_packages=include_package)
+    loaded = load_archive(
+        archive, include_packages=include_package, trust_bundled_code=trust_bundled_code
+    )
     instances = list(loaded.validation_dataset_reader.read(data))
     metrics = run_evaluation(
         loaded.model, instances, loaded.vocab, batch_size=batch_size or _batch_size(loaded.config)
@@ -99,12 +115,15 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     predictor: Annotated[str | None, typer.Option("--predictor")] = None,
     include_package: IncludePackage = [],  # noqa: B006
+    trust_bundled_code: TrustBundledCode = False,
 ) -> None:
     """Predict with an archived model: one JSON object per input line, one per output line."""
     from keel.archive.model_archive import load_archive
     from keel.predict.predictor import Predictor
 
-    loaded = load_archive(archive, include_packages=include_package)
+    loaded = load_archive(
+        archive, include_packages=include_package, trust_bundled_code=trust_bundled_code
+    )
     chosen = Predictor.from_archive(loaded, predictor)
     source_name = "<stdin>" if input_file == "-" else input_file
     lines = (

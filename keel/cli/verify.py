@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.common import EXIT_FAILED, EXIT_OK, IncludePackage, console, keel_errors_exit
+from keel.cli.train import TrustBundledCode
 
 _STYLE = {"pass": "green", "fail": "bold red", "skipped": "yellow"}
 
@@ -34,6 +35,15 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
     include_package: IncludePackage = [],  # noqa: B006
+    signer: Annotated[
+        list[Path],
+        typer.Option("--signer", help="A trusted public key (PEM): check the signature."),
+    ] = [],  # noqa: B006
+    trusted_keys: Annotated[
+        list[Path],
+        typer.Option("--trusted-keys", help="A folder of trusted *.pub keys: check the signature."),
+    ] = [],  # noqa: B006
+    trust_bundled_code: TrustBundledCode = False,
 ) -> None:
     """Check that ARCHIVE still behaves here exactly as when it was trained (exit 1 if not)."""
     from keel.common.file_utils import atomic_write_text
@@ -41,6 +51,8 @@ def verify(
     from keel.guard.verify import verify_archive
 
     import_plugins(include_package)
+    if trust_bundled_code:
+        _import_bundled_code(archive, signer, trusted_keys)
     report = verify_archive(
         archive,
         data=str(data) if data else None,
@@ -48,6 +60,8 @@ def verify(
         metric_tolerance=metric_tolerance,
         allow_env_drift=allow_env_drift,
         include_packages=tuple(include_package),
+        signers=tuple(str(path) for path in signer),
+        trusted_keys_dirs=tuple(str(path) for path in trusted_keys),
     )
     if junit:
         atomic_write_text(junit, report.to_junit_xml())
@@ -60,6 +74,18 @@ def verify(
         )
         console.print(f"verdict: {verdict}")
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _import_bundled_code(archive: Path, signers: list[Path], trusted_dirs: list[Path]) -> None:
+    """Import the archive's bundled code; a signature, when asked for, is checked first."""
+    from keel.archive.archive import opened_archive
+    from keel.archive.bundled_code import load_bundled_code
+    from keel.archive.signing import trusted_public_keys, verify_signature
+
+    if signers or trusted_dirs:
+        verify_signature(archive, trusted_public_keys(signers, trusted_dirs))
+    with opened_archive(archive) as (root, manifest):
+        load_bundled_code(root, manifest)
 
 
 @keel_errors_exit

@@ -1,8 +1,9 @@
 """``verify``: does an archive still behave, here, exactly as it did when it was trained?
 
-Nine steps run in order; each passes, fails or is skipped with a reason. A step whose inputs a
-failed earlier step made unusable is skipped and says which. The result object is rendered as a
-table, JSON or JUnit XML by the CLI, and its ``ok`` decides the exit code.
+With trusted signers given, a ``signature`` step runs first. Nine steps run in order; each
+passes, fails or is skipped with a reason. A step whose inputs a failed earlier step made
+unusable is skipped and says which. The result object is rendered as a table, JSON or JUnit XML
+by the CLI, and its ``ok`` decides the exit code.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CPU_TOLERANCE = 1e-5
 CROSS_DEVICE_TOLERANCE = 1e-3
 DEFAULT_METRIC_TOLERANCE = 0.005
 
+SIGNATURE_STEP = "signature"
 STEP_NAMES = (
     "integrity",
     "environment",
@@ -124,6 +126,8 @@ class VerifyOptions:
     allow_env_drift: bool = False
     include_packages: tuple[str, ...] = ()
     limits: ArchiveLimits | None = None
+    signers: tuple[str, ...] = ()
+    trusted_keys_dirs: tuple[str, ...] = ()
 
 
 class _Context:
@@ -148,6 +152,10 @@ def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> Veri
     archive_path = str(archive_path)
     import_plugins(settings.include_packages)
     steps: list[StepResult] = []
+    if settings.signers or settings.trusted_keys_dirs:
+        started = time.perf_counter()
+        steps.append(_signature(archive_path, settings))
+        steps[-1].seconds = time.perf_counter() - started
     try:
         with opened_archive(archive_path, limits=settings.limits, check_hashes=False) as (
             root,
@@ -182,6 +190,22 @@ def _run_step(
 
 
 # -- the steps -------------------------------------------------------------------------------------
+
+
+def _signature(archive_path: str, options: VerifyOptions) -> StepResult:
+    from keel.archive.signing import trusted_public_keys, verify_signature
+
+    try:
+        keys = trusted_public_keys(options.signers, options.trusted_keys_dirs)
+        check = verify_signature(archive_path, keys)
+    except KeelError as error:
+        return StepResult(SIGNATURE_STEP, FAIL, str(error), {"code": error.code})
+    return StepResult(
+        SIGNATURE_STEP,
+        PASS,
+        f"signed by trusted key {check.key_id[:16]}...",
+        {"key_id": check.key_id, "archive_sha256": check.archive_sha256},
+    )
 
 
 def _integrity(context: _Context) -> StepResult:

@@ -1,7 +1,16 @@
 """Torch building blocks: token and text-field embedders, encoders, feedforward, CRF."""
 
 # Importing the subpackages registers their components under their config names.
-from keel.modules import seq2vec_encoders, text_field_embedders, token_embedders
+from keel.modules import seq2seq_encoders, seq2vec_encoders, text_field_embedders, token_embedders
+from keel.modules.conditional_random_field import ConditionalRandomField, allowed_transitions
 from keel.modules.feedforward import FeedForward
 
-__all__ = ["FeedForward", "seq2vec_encoders", "text_field_embedders", "token_embedders"]
+__all__ = [
+    "ConditionalRandomField",
+    "FeedForward",
+    "allowed_transitions",
+    "seq2seq_encoders",
+    "seq2vec_encoders",
+    "text_field_embedders",
+    "token_embedders",
+]

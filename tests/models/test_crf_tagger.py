@@ -123,7 +123,7 @@ def test_crf_tagger_conll2003_example_config_builds_and_runs():
     from keel.training.experiment import validate_experiment
 
     paths = {"train_path": str(FIXTURE), "validation_path": str(FIXTURE)}
-    resolved = validate_experiment(load_config(EXAMPLE, ext_vars=paths))
+    resolved = validate_experiment(load_config(EXAMPLE, ext_vars=paths)).resolved
     reader = build(DatasetReader, resolved["dataset_reader"])
     instances = list(reader.read(resolved["train_data_path"]))
     assert list(instances[1]["tags"].labels)[:2] == ["B-ORG", "L-ORG"]

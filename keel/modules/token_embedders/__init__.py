@@ -1,5 +1,6 @@
 """Token embedders: turn one indexer's id tensors into per-token vectors."""
 
+from keel.modules.token_embedders.character_encoding import TokenCharactersEncoder
 from keel.modules.token_embedders.embedding import (
     Embedding,
     read_pretrained_embeddings,
@@ -7,4 +8,10 @@ from keel.modules.token_embedders.embedding import (
 )
 from keel.modules.token_embedders.token_embedder import TokenEmbedder
 
-__all__ = ["Embedding", "TokenEmbedder", "read_pretrained_embeddings", "remove_pretrained_files"]
+__all__ = [
+    "Embedding",
+    "TokenCharactersEncoder",
+    "TokenEmbedder",
+    "read_pretrained_embeddings",
+    "remove_pretrained_files",
+]

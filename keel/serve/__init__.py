@@ -1,0 +1,1 @@
+"""HTTP serving of an archive."""
