@@ -18,6 +18,7 @@ install: $(BIN)/keel
 
 demo: install
 	$(BIN)/keel train examples/sst2/sample_bilstm.jsonnet -s $(RUN_DIR) --force
+	$(BIN)/keel verify $(RUN_DIR)/model.tar.gz --data examples/data/sst2-sample/dev.tsv
 	$(BIN)/keel evaluate $(RUN_DIR)/model.tar.gz examples/data/sst2-sample/dev.tsv
 
 test: install
