@@ -163,17 +163,38 @@ def _distributions() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     versions: dict[str, str] = {}
     sources: dict[str, dict[str, str]] = {}
     for dist in importlib.metadata.distributions():
-        raw_name = dist.metadata["Name"]
-        if not raw_name:
+        raw_name, version = _name_and_version(dist)
+        if not raw_name or version is None:
             continue
         name = canonicalize_name(raw_name)
         if name in versions:  # shadowed by an earlier sys.path entry, which is what imports
             continue
-        versions[name] = dist.version
+        versions[name] = version
         source = _direct_source(dist)
         if source:
             sources[name] = source
     return dict(sorted(versions.items())), dict(sorted(sources.items()))
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the metadata headers.
+
+    Reading just the header block is ~10x faster than ``dist.metadata``, which runs the email
+    parser over the whole file (long descriptions included) for every distribution.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the header block
+        key, _, value = line.partition(":")
+        if key == "Name":
+            name = value.strip()
+        elif key == "Version":
+            version = value.strip()
+        if name is not None and version is not None:
+            break
+    return name, version
 
 
 def _direct_source(dist: importlib.metadata.Distribution) -> dict[str, str] | None:
