@@ -30,13 +30,13 @@ class CategoricalAccuracy(Metric):
     ) -> None:
         predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
         assert predictions is not None
-        if gold_labels is None or gold_labels.shape != predictions.shape[:-1]:
-            raise ModelError(
-                "categorical_accuracy expects predictions (..., C) and gold labels (...); got "
-                f"{tuple(predictions.shape)} and "
-                f"{None if gold_labels is None else tuple(gold_labels.shape)}",
-                code=errors.SHAPE_MISMATCH,
-            )
+        gold_labels = self.require_gold_shape(
+            "categorical_accuracy",
+            predictions,
+            gold_labels,
+            predictions.shape[:-1],
+            "predictions (..., C) and gold labels (...)",
+        )
         gold_labels = gold_labels.long()
         num_classes = predictions.size(-1)
         if self._top_k == 1:

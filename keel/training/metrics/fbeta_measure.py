@@ -43,13 +43,13 @@ class FBetaMeasure(Metric):
     ) -> None:
         predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
         assert predictions is not None
-        if gold_labels is None or gold_labels.shape != predictions.shape[:-1]:
-            raise ModelError(
-                "fbeta expects predictions (..., C) and gold labels (...); got "
-                f"{tuple(predictions.shape)} and "
-                f"{None if gold_labels is None else tuple(gold_labels.shape)}",
-                code=errors.SHAPE_MISMATCH,
-            )
+        gold_labels = self.require_gold_shape(
+            "fbeta",
+            predictions,
+            gold_labels,
+            predictions.shape[:-1],
+            "predictions (..., C) and gold labels (...)",
+        )
         num_classes = predictions.size(-1)
         if self._num_classes is None:
             self._num_classes = num_classes

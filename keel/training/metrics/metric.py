@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from keel.common import errors
+from keel.common.errors import ModelError
 from keel.common.registry import Registrable
 
 
@@ -28,6 +30,23 @@ class Metric(Registrable):
 
     def reset(self) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def require_gold_shape(
+        name: str,
+        predictions: torch.Tensor,
+        gold_labels: torch.Tensor | None,
+        expected: tuple[int, ...],
+        layout: str,
+    ) -> torch.Tensor:
+        """``gold_labels`` when its shape is ``expected``, else a ModelError naming both shapes."""
+        if gold_labels is None or tuple(gold_labels.shape) != tuple(expected):
+            found = None if gold_labels is None else tuple(gold_labels.shape)
+            raise ModelError(
+                f"{name} expects {layout}; got {tuple(predictions.shape)} and {found}",
+                code=errors.SHAPE_MISMATCH,
+            )
+        return gold_labels
 
     @staticmethod
     def detach_tensors(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:

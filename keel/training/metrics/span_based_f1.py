@@ -7,7 +7,7 @@ from collections import Counter
 import torch
 
 from keel.common import errors
-from keel.common.errors import ConfigurationError, ModelError
+from keel.common.errors import ConfigurationError
 from keel.data import span_utils
 from keel.data.vocabulary import DEFAULT_OOV_TOKEN, DEFAULT_PADDING_TOKEN, Vocabulary
 from keel.training.metrics.metric import Metric
@@ -72,13 +72,13 @@ class SpanBasedF1Measure(Metric):
         assert predictions is not None
         if predictions.dim() == 3:
             predictions = predictions.argmax(dim=-1)
-        if gold_labels is None or gold_labels.shape != predictions.shape:
-            raise ModelError(
-                "span_f1 expects predictions (B, T, C) or (B, T) and gold labels (B, T); got "
-                f"{tuple(predictions.shape)} and "
-                f"{None if gold_labels is None else tuple(gold_labels.shape)}",
-                code=errors.SHAPE_MISMATCH,
-            )
+        gold_labels = self.require_gold_shape(
+            "span_f1",
+            predictions,
+            gold_labels,
+            predictions.shape,
+            "predictions (B, T, C) or (B, T) and gold labels (B, T)",
+        )
         if mask is None:
             mask = torch.ones_like(gold_labels, dtype=torch.bool)
         lengths = mask.bool().sum(dim=1).tolist()
