@@ -1,4 +1,4 @@
-"""Reading AllenNLP-style ``weights.th`` files without ever unpickling arbitrary objects.
+"""AllenNLP archives: ``weights.th`` read without ever unpickling objects, and an importer.
 
 ``weights.th`` is a pickled state dict. keel reads it only with
 ``torch.load(weights_only=True)``, whose restricted unpickler accepts tensors, plain containers
@@ -8,16 +8,21 @@ code), so a hostile file is an error, never an execution.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
+from keel.archive.archive import ArchiveLimits
 from keel.common import errors
 from keel.common.errors import ArchiveError
+
+ALLENNLP_WEIGHTS = "weights.th"
 
 
 def read_allennlp_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -53,3 +58,63 @@ def read_allennlp_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def import_allennlp_archive(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    include_packages: Iterable[str] = (),
+    limits: ArchiveLimits | None = None,
+) -> Path:
+    """Convert an AllenNLP ``model.tar.gz`` (config.json, weights.th, vocabulary/) to keel's.
+
+    The source is unpacked with keel's safe extraction and its weights read without
+    unpickling; the config must validate against keel's components, and the weights must fit
+    the model it builds exactly. The new archive records where it was imported from.
+    """
+    from keel.archive.archive import CONFIG_NAME, VOCABULARY_DIR, extract_archive, sha256_file
+    from keel.archive.model_archive import archive_model, load_weights_strictly
+    from keel.common.from_params import build
+    from keel.common.plugins import import_plugins
+    from keel.data.vocabulary import Vocabulary
+    from keel.guard.components import describe_components
+    from keel.models.model import Model
+    from keel.training.experiment import validate_experiment
+
+    source = Path(source)
+    import_plugins(include_packages)
+    with tempfile.TemporaryDirectory(prefix="keel-allennlp-") as directory:
+        root = Path(directory) / "source"
+        extract_archive(source, root, limits or ArchiveLimits())
+        for required in (CONFIG_NAME, ALLENNLP_WEIGHTS, VOCABULARY_DIR):
+            if not (root / required).exists():
+                raise ArchiveError(
+                    f"{source}: no {required}; not an AllenNLP model archive",
+                    code=errors.ARCHIVE_MISSING_MEMBER,
+                )
+        try:
+            config = json.loads((root / CONFIG_NAME).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ArchiveError(
+                f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
+            ) from error
+        validation = validate_experiment(config)
+        vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
+        model = build(Model, validation.resolved["model"], path="model", extras={"vocab": vocab})
+        load_weights_strictly(model, read_allennlp_weights(root / ALLENNLP_WEIGHTS))
+        work = Path(directory) / "work"
+        work.mkdir()
+        provenance = {
+            "components": describe_components(validation.components),
+            "imported_from": {"format": "allennlp", "sha256": sha256_file(source)},
+        }
+        return archive_model(
+            work,
+            model=model,
+            vocab=vocab,
+            config=validation.resolved,
+            include_packages=list(include_packages),
+            provenance=provenance,
+            archive_path=destination,
+        )

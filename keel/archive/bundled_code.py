@@ -48,9 +48,9 @@ def package_source_files(top: str) -> dict[str, Path]:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or spec.origin in (None, "built-in", "frozen"):
+    if spec is None:
         return {}
-    if spec.submodule_search_locations:
+    if spec.submodule_search_locations:  # a package, namespace packages included
         files: dict[str, Path] = {}
         for location in spec.submodule_search_locations:
             root = Path(location)
@@ -58,6 +58,8 @@ def package_source_files(top: str) -> dict[str, Path]:
                 if "__pycache__" not in path.parts:
                     files[f"{top}/{path.relative_to(root).as_posix()}"] = path
         return files
+    if spec.origin in (None, "built-in", "frozen"):
+        return {}
     origin = Path(spec.origin)
     return {origin.name: origin} if origin.suffix == ".py" else {}
 

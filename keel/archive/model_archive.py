@@ -188,8 +188,9 @@ def load_archive(
 ) -> Archive:
     """Load an archive's model (eval mode), readers and config; every check is strict.
 
-    With ``require_signature``, the archive must carry a valid detached signature by one of
-    ``trusted_keys`` (public keys, see keel.archive.signing) before a byte of it is unpacked.
+    With ``require_signature`` (or any ``trusted_keys``), the archive must carry a valid
+    detached signature by one of ``trusted_keys`` (public keys from
+    keel.archive.signing.trusted_public_keys) before a byte of it is unpacked.
     Code bundled in the archive is imported only with ``trust_bundled_code``, after its hashes
     are checked. A custom component that cannot be found fails before the config is read, with
     the registered name, its module and the fix.

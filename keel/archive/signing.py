@@ -193,7 +193,7 @@ class SignatureCheck:
     manifest_sha256: str
 
 
-def _refuse(message: str, code: str = errors.ARCHIVE_HASH_MISMATCH) -> ArchiveError:
+def _refuse(message: str, code: str = errors.ARCHIVE_SIGNATURE) -> ArchiveError:
     return ArchiveError(f"signature check failed: {message}", code=code)
 
 

@@ -29,6 +29,7 @@ app.command("sign")(sign_commands.sign)
 app.command("serve")(serve_commands.serve)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
+app.add_typer(sign_commands.archive_app, name="archive")
 
 
 @app.command("version")
@@ -38,7 +39,16 @@ def version() -> None:
 
 
 def main() -> None:
+    _quiet_third_party_progress()
     app()
+
+
+def _quiet_third_party_progress() -> None:
+    # transformers prints a progress bar on every model load; keel reports its own progress.
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ BAD_VALUE = "KC009"
 CONSTRUCTION_FAILED = "KC010"
 INCLUDE_PACKAGE_FAILED = "KC011"
 DUPLICATE_NAME = "KC012"
+MISSING_DEPENDENCY = "KC013"
 
 # -- data (KD) ---------------------------------------------------------------------------------
 BAD_DATA_LINE = "KD001"
@@ -52,6 +53,7 @@ WEIGHTS_MISMATCH = "KA005"
 ARCHIVE_TOO_LARGE = "KA006"
 ARCHIVE_FORMAT_VERSION = "KA007"
 ARCHIVE_HASH_MISMATCH = "KA008"
+ARCHIVE_SIGNATURE = "KA009"
 
 # -- guard (KG) --------------------------------------------------------------------------------
 ENV_BREAKING = "KG001"

@@ -486,6 +486,11 @@ class _Walker:
             raise ConfigurationError(self.issues, code=errors.MISSING_EXTRA)
         try:
             return constructor(**kwargs)
+        except ConfigurationError as error:
+            # A constructor's own check names its parameter; locate it in the whole config.
+            raise ConfigurationError(
+                [_under(path, issue) for issue in error.issues], code=error.code
+            ) from error
         except KeelError:
             raise
         except Exception as error:
@@ -498,6 +503,12 @@ class _Walker:
                     )
                 ]
             ) from error
+
+
+def _under(path: str, issue: ConfigIssue) -> ConfigIssue:
+    if not path or issue.path == path or issue.path.startswith((f"{path}.", f"{path}[")):
+        return issue
+    return dataclasses.replace(issue, path=_join(path, issue.path) if issue.path else path)
 
 
 def _depth(issues: list[ConfigIssue]) -> int:

@@ -18,7 +18,7 @@ _OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 class MissingDependencyError(KeelError):
     """A component needs a package that is not installed; the message names the pip extra."""
 
-    code = errors.CONSTRUCTION_FAILED
+    code = errors.MISSING_DEPENDENCY
 
 
 def require(module: str, extra: str, *, needed_by: str | None = None) -> ModuleType:

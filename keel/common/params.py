@@ -39,6 +39,17 @@ def parse_ext_vars(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def evaluate_jsonnet(text: str, *, filename: str, ext_vars: Mapping[str, str] | None = None) -> Any:
+    if "\0" in text:
+        # The Jsonnet C library reads NUL-terminated strings.
+        raise ConfigurationError(
+            [
+                ConfigIssue(
+                    errors.CONFIG_SYNTAX,
+                    filename,
+                    f"contains a NUL character at offset {text.index(chr(0))}; a config is text",
+                )
+            ]
+        )
     try:
         rendered = _jsonnet.evaluate_snippet(filename, text, ext_vars=dict(ext_vars or {}))
     except RuntimeError as error:
@@ -69,9 +80,20 @@ def load_config(
         raise ConfigurationError(
             [ConfigIssue(errors.CONFIG_SYNTAX, str(path), "config file not found")]
         )
-    config = evaluate_jsonnet(
-        path.read_text(encoding="utf-8"), filename=str(path), ext_vars=ext_vars
-    )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            [
+                ConfigIssue(
+                    errors.CONFIG_SYNTAX,
+                    str(path),
+                    f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                    f"{error.start})",
+                )
+            ]
+        ) from error
+    config = evaluate_jsonnet(text, filename=str(path), ext_vars=ext_vars)
     if not isinstance(config, dict):
         raise ConfigurationError(
             [ConfigIssue(errors.WRONG_TYPE, str(path), "a config must be an object", found=config)]

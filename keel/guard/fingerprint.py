@@ -585,9 +585,13 @@ class TokenizerFingerprint:
     token_counts: list[int]
     line_digests: list[str]
     tokens: list[list[str]]
+    #: sha256 of each component's ``fingerprint_material()`` (a transformer tokenizer's
+    #: tokenizer.json and normalisation settings), by component
+    materials: dict[str, str] = dataclass_field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "materials": dict(self.materials),
             "format": TOKENIZER_FORMAT,
             "corpus_version": self.corpus_version,
             "corpus_sha256": PROBE_CORPORA.get(self.corpus_version),
@@ -611,6 +615,7 @@ class TokenizerFingerprint:
             token_counts=[int(n) for n in data["token_counts"]],
             line_digests=[str(d) for d in data["line_digests"]],
             tokens=[[str(t) for t in line] for line in data["tokens"]],
+            materials={str(k): str(v) for k, v in dict(data.get("materials") or {}).items()},
         )
 
 
@@ -657,6 +662,9 @@ def tokenizer_fingerprint(
     tokenized = tokenizer.batch_tokenize(lines)
     names = sorted(token_indexers)
     digest = hashlib.sha256(_str(TOKENIZER_FORMAT) + _str(corpus_version) + _u32(len(lines)))
+    materials = component_materials(tokenizer, token_indexers)
+    for name, material_digest in sorted(materials.items()):
+        digest.update(_str(name) + _str(material_digest))
     counts: list[int] = []
     line_digests: list[str] = []
     texts_per_line: list[list[str]] = []
@@ -684,7 +692,23 @@ def tokenizer_fingerprint(
         token_counts=counts,
         line_digests=line_digests,
         tokens=texts_per_line,
+        materials=materials,
     )
+
+
+def component_materials(tokenizer: Any, token_indexers: Mapping[str, Any]) -> dict[str, str]:
+    """sha256 of ``fingerprint_material()`` for the tokenizer and each indexer that has one.
+
+    Covers what the probe corpus may not exercise: a word-piece vocabulary entry, a normaliser
+    setting in tokenizer.json.
+    """
+    components = {"tokenizer": tokenizer, **{f"indexer:{k}": v for k, v in token_indexers.items()}}
+    materials = {}
+    for name, component in components.items():
+        material = getattr(component, "fingerprint_material", None)
+        if callable(material):
+            materials[name] = hashlib.sha256(material()).hexdigest()
+    return materials
 
 
 def diff_tokenizer_fingerprints(

@@ -260,7 +260,11 @@ def _components(context: _Context) -> StepResult:
     recorded = context.manifest.get("components")
     if recorded is None:
         return StepResult("components", SKIPPED, "the manifest records no components")
+    from keel.archive.bundled_code import source_differences
+
     problems, risks = check_components(recorded, context.options.include_packages)
+    # Package-wide: a changed helper module matters as much as the one defining the class.
+    risks += [risk for risk in source_differences(context.manifest) if risk not in risks]
     if problems:
         return StepResult(
             "components", FAIL, "; ".join(problems), {"problems": problems, "risks": risks}
@@ -342,12 +346,29 @@ def _tokenizer(context: _Context) -> StepResult:
         )
     diffs = diff_tokenizer_fingerprints(old, new, limit=5)
     changed = sum(a != b for a, b in zip(old.line_digests, new.line_digests, strict=True))
+    material_changes = sorted(
+        name
+        for name in set(old.materials) | set(new.materials)
+        if old.materials.get(name) != new.materials.get(name)
+    )
+    if not changed:
+        return StepResult(
+            "tokenizer",
+            FAIL,
+            "the probe corpus tokenizes the same, but the tokenizer's files or settings changed: "
+            + ", ".join(material_changes),
+            {"changed_materials": material_changes},
+        )
     return StepResult(
         "tokenizer",
         FAIL,
         f"tokenizer behaviour changed on {changed} of {len(old.line_digests)} probe lines; "
         "first differences:\n" + "\n".join(diff.render() for diff in diffs),
-        {"changed_lines": changed, "first_differences": [diff.render() for diff in diffs]},
+        {
+            "changed_lines": changed,
+            "changed_materials": material_changes,
+            "first_differences": [diff.render() for diff in diffs],
+        },
     )
 
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 
-from keel.archive.allennlp import read_allennlp_weights
+from keel.archive.allennlp import import_allennlp_archive, read_allennlp_weights
+from keel.archive.archive import read_manifest
+from keel.archive.model_archive import load_archive
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.predict.predictor import Predictor
+from keel.training.experiment import train_model
+from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
+
+SENTENCES = [{"text": "a gripping , beautifully made film"}, {"text": "dull and lifeless"}]
 
 
 class _RunsCode:
@@ -47,6 +58,7 @@ def test_allennlp_pickle_payload_is_refused_and_never_runs(tmp_path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_allennlp_legacy_pickle_file_with_payload_is_refused(tmp_path) -> None:
     marker = tmp_path / "MARKER"
     with open(tmp_path / "weights.th", "wb") as handle:
@@ -67,3 +79,86 @@ def test_allennlp_non_state_dict_and_garbage_are_clear_errors(tmp_path) -> None:
     with pytest.raises(ArchiveError) as raised:
         read_allennlp_weights(tmp_path / "absent.th")
     assert raised.value.code == errors.ARCHIVE_NOT_FOUND
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from keel.common.params import load_config
+
+    config = load_config(TINY_CLASSIFIER, ext_vars={"data_dir": str(SST2_SAMPLE), "epochs": "1"})
+    return train_model(config, tmp_path_factory.mktemp("allennlp") / "run", quiet=True)
+
+
+def allennlp_archive(trained, path: Path, weights: dict | None = None) -> Path:
+    """AllenNLP's layout: config.json, a pickled state dict in weights.th, vocabulary/."""
+    run = trained.serialization_dir
+    staging = path.parent / (path.name + ".d")
+    staging.mkdir()
+    torch.save(
+        weights if weights is not None else trained.model.state_dict(), staging / "weights.th"
+    )
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(run / "config.json", arcname="config.json")
+        tar.add(staging / "weights.th", arcname="weights.th")
+        tar.add(run / "vocabulary", arcname="vocabulary")
+    return path
+
+
+def test_allennlp_import_gives_an_archive_that_predicts_the_same(trained, tmp_path) -> None:
+    source = allennlp_archive(trained, tmp_path / "allennlp.tar.gz")
+    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    manifest = read_manifest(imported)
+    assert manifest["imported_from"]["format"] == "allennlp"
+    assert "weights.safetensors" in manifest["files"] and "weights.th" not in manifest["files"]
+    assert {entry["name"] for entry in manifest["components"]} >= {"basic_classifier", "tsv"}
+    original = Predictor.from_archive(load_archive(trained.archive_path))
+    converted = Predictor.from_archive(load_archive(imported))
+    for want, got in zip(
+        original.predict_batch_json(SENTENCES), converted.predict_batch_json(SENTENCES), strict=True
+    ):
+        assert got["label"] == want["label"]
+        assert got["logits"] == pytest.approx(want["logits"], abs=1e-6)
+
+
+def test_allennlp_import_refuses_a_pickle_payload(trained, tmp_path) -> None:
+    marker = tmp_path / "MARKER"
+    hostile = {**trained.model.state_dict(), "payload": _RunsCode(str(marker))}
+    source = allennlp_archive(trained, tmp_path / "hostile.tar.gz", hostile)
+    with pytest.raises(ArchiveError) as raised:
+        import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    assert raised.value.code == errors.ARCHIVE_UNSAFE_MEMBER
+    assert not marker.exists()
+    assert not (tmp_path / "keel.tar.gz").exists()
+
+
+def test_allennlp_import_weights_that_do_not_fit_are_named(trained, tmp_path) -> None:
+    weights = dict(trained.model.state_dict())
+    removed = sorted(weights)[0]
+    del weights[removed]
+    source = allennlp_archive(trained, tmp_path / "short.tar.gz", weights)
+    with pytest.raises(ArchiveError) as raised:
+        import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    assert raised.value.code == errors.WEIGHTS_MISMATCH
+    assert f"missing: {removed}" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_allennlp_import_cli(trained, tmp_path) -> None:
+    source = allennlp_archive(trained, tmp_path / "allennlp.tar.gz")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keel.cli.main",
+            "archive",
+            "import-allennlp",
+            str(source),
+            "-o",
+            str(tmp_path / "keel.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_manifest(tmp_path / "keel.tar.gz")["imported_from"]["format"] == "allennlp"

@@ -254,6 +254,50 @@ def test_bundled_code_helpers_on_an_importable_package(tmp_path, monkeypatch) ->
     assert (
         tmp_path / "staging" / "code" / "helperpkg" / "sub" / "layer.py"
     ).read_text() == "X = 2\n"
+    # A namespace package (no __init__.py) and a single-module plugin are covered too.
+    (tmp_path / "src" / "nspkg_for_keel").mkdir()
+    (tmp_path / "src" / "nspkg_for_keel" / "layer.py").write_text("")
+    (tmp_path / "src" / "single_module_for_keel.py").write_text("")
+    described = describe_custom_code(["nspkg_for_keel", "single_module_for_keel"])
+    assert set(described["nspkg_for_keel"]) == {"nspkg_for_keel/layer.py"}
+    assert set(described["single_module_for_keel"]) == {"single_module_for_keel.py"}
     with pytest.raises(ArchiveError) as raised:
         stage_code(["no_such_pkg_for_keel"], tmp_path / "staging")
     assert raised.value.code == errors.ARCHIVE_MISSING_MEMBER
+
+
+def test_bundled_code_missing_component_error_names_the_distribution_fix() -> None:
+    from keel.archive.model_archive import check_archive_components
+
+    manifest = {
+        "components": [
+            {
+                "base": "keel.models.model.Model",
+                "name": "acme_classifier",
+                "module": "acme_models.classifier",
+                "class": "AcmeClassifier",
+                "distribution": "acme-models==1.2.0",
+                "paths": ["model"],
+            },
+            {
+                "base": "keel.data.tokenizers.tokenizer.Tokenizer",
+                "name": "whitespace",
+                "module": "keel.data.tokenizers.whitespace_tokenizer",
+                "class": "WhitespaceTokenizer",
+                "distribution": "keel==0.1.0",
+                "paths": ["dataset_reader.tokenizer"],
+            },
+        ],
+        "custom_code": {"bundled": True, "packages": {"acme_models": {}}},
+    }
+    with pytest.raises(ArchiveError) as raised:
+        check_archive_components("model.tar.gz", manifest, trusted_code=False)
+    message = str(raised.value)
+    assert raised.value.code == errors.UNKNOWN_COMPONENT
+    assert "1 component(s)" in message
+    assert "model: registered name 'acme_classifier' (Model)" in message
+    assert "acme_models.classifier.AcmeClassifier" in message
+    assert "pip install 'acme-models==1.2.0'" in message
+    assert "bundles the source of acme_models" in message and "--trust-bundled-code" in message
+    manifest["components"] = manifest["components"][1:]
+    assert check_archive_components("model.tar.gz", manifest, trusted_code=False) == []

@@ -93,7 +93,7 @@ def test_signing_tampered_archive_is_refused_with_the_reason(tmp_path, keys) -> 
     archive.write_bytes(bytes(data))
     with pytest.raises(ArchiveError) as raised:
         verify_signature(archive, [load_public_key(keys["public"])])
-    assert raised.value.code == errors.ARCHIVE_HASH_MISMATCH
+    assert raised.value.code == errors.ARCHIVE_SIGNATURE
     assert "changed after signing" in str(raised.value)
 
 

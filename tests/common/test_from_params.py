@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from keel.common import errors
-from keel.common.errors import ConfigurationError
+from keel.common.errors import ConfigIssue, ConfigurationError
 from keel.common.from_params import build, describe, resolve, validate
 from keel.common.lazy import Lazy
 from keel.common.registry import Registrable
@@ -190,3 +190,19 @@ def test_from_params_validation_lists_every_component_used() -> None:
         ("shapes.b", "square", "Square"),
     }
     assert all(c.module == __name__ for c in result.components)
+
+
+class Checked(Registrable):
+    pass
+
+
+@Checked.register("checked")
+class CheckedPart(Checked):
+    def __init__(self, model_name: str) -> None:
+        raise ConfigurationError([ConfigIssue(errors.BAD_VALUE, "model_name", "no such folder")])
+
+
+def test_from_params_constructor_config_errors_get_the_full_path() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        build(dict[str, Checked], {"encoder": {"type": "checked", "model_name": "x"}})
+    assert [issue.path for issue in raised.value.issues] == ["encoder.model_name"]

@@ -25,7 +25,7 @@ def test_require_missing_module_names_the_pip_extra() -> None:
     with pytest.raises(MissingDependencyError) as caught:
         require("keel_no_such_module_for_tests", extra="transformers", needed_by="the embedder")
     assert isinstance(caught.value, KeelError)
-    assert caught.value.code == errors.CONSTRUCTION_FAILED
+    assert caught.value.code == errors.MISSING_DEPENDENCY
     message = str(caught.value)
     assert "pip install 'keel[transformers]'" in message
     assert "the embedder needs" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -43,10 +44,9 @@ def archive_path(tmp_path_factory) -> Path:
     return train_model(config, root / "run", quiet=True).archive_path
 
 
-@pytest.fixture(scope="module")
-def server(archive_path) -> Iterator[str]:
-    """The app behind a real uvicorn server in a thread; yields its base URL."""
-    app = create_app(archive_path, batch_size=2)
+@contextlib.contextmanager
+def running(app) -> Iterator[str]:
+    """``app`` behind a real uvicorn server on loopback in a thread; yields its base URL."""
     config = uvicorn.Config(app, host=LOOPBACK, port=0, log_level="warning", lifespan="off")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -56,10 +56,18 @@ def server(archive_path) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
     port = instance.servers[0].sockets[0].getsockname()[1]
-    yield f"http://{LOOPBACK}:{port}"
-    instance.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server(archive_path) -> Iterator[str]:
+    with running(create_app(archive_path, batch_size=2)) as url:
+        yield url
 
 
 def request(url: str, body: bytes | None = None) -> tuple[int, object]:
@@ -125,13 +133,11 @@ def test_serve_bad_input_gets_keel_error_code_and_message(
 
 
 def test_serve_too_many_inputs_is_refused(archive_path) -> None:
-    from starlette.testclient import TestClient
-
-    app = create_app(load_archive(archive_path), max_items=2)
-    with TestClient(app) as client:
-        response = client.post("/predict", json=[{"text": "a"}] * 3)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == errors.BAD_VALUE
+    with running(create_app(load_archive(archive_path), max_items=2)) as url:
+        status, payload = post(url, [{"text": "a"}] * 3)
+    assert status == 400
+    assert payload["error"]["code"] == errors.BAD_VALUE
+    assert "at most 2" in payload["error"]["message"]
 
 
 def free_port() -> int:

@@ -6,9 +6,15 @@ from keel.modules.token_embedders.embedding import (
     read_pretrained_embeddings,
     remove_pretrained_files,
 )
+from keel.modules.token_embedders.pretrained_transformer_embedder import (
+    PretrainedTransformerEmbedder,
+    PretrainedTransformerMismatchedEmbedder,
+)
 from keel.modules.token_embedders.token_embedder import TokenEmbedder
 
 __all__ = [
+    "PretrainedTransformerMismatchedEmbedder",
+    "PretrainedTransformerEmbedder",
     "Embedding",
     "TokenCharactersEncoder",
     "TokenEmbedder",
