@@ -7,7 +7,9 @@ wherever a ``Tokenizer`` is expected. Names are looked up on the base class that
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,6 +140,11 @@ def registry_snapshot() -> dict[str, dict[str, str]]:
 def import_module_and_submodules(package_name: str) -> None:
     """Import a module and, if it is a package, every submodule, so their classes register."""
     importlib.invalidate_caches()
+    # A console script does not put the working directory on sys.path, but a user naming
+    # --include-package my_project means the my_project folder right here.
+    working_directory = os.getcwd()
+    if working_directory not in sys.path and "" not in sys.path:
+        sys.path.append(working_directory)
     try:
         module = importlib.import_module(package_name)
     except ImportError as error:

@@ -70,3 +70,19 @@ def test_registry_include_package_missing_module_is_a_clear_error() -> None:
     with pytest.raises(RegistryError) as raised:
         import_module_and_submodules("no_such_package_here")
     assert raised.value.code == errors.INCLUDE_PACKAGE_FAILED
+
+
+def test_registry_include_package_finds_packages_in_the_working_directory(tmp_path) -> None:
+    import subprocess
+
+    (tmp_path / "localplug").mkdir()
+    (tmp_path / "localplug" / "__init__.py").write_text("LOADED = True\n")
+    code = (
+        "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]\n"
+        "from keel.common.registry import import_module_and_submodules\n"
+        "import_module_and_submodules('localplug'); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "ok", result.stderr
