@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -53,9 +55,10 @@ class PytorchSeq2SeqWrapper(Seq2SeqEncoder):
         return output
 
 
-@Seq2SeqEncoder.register("lstm")
-class LstmSeq2SeqEncoder(PytorchSeq2SeqWrapper):
-    """A (bi)LSTM; ``dropout`` applies between stacked layers."""
+class _RnnSeq2SeqEncoder(PytorchSeq2SeqWrapper):
+    """A batch-first torch RNN built from AllenNLP's keys; subclasses name the RNN class."""
+
+    _rnn_class: ClassVar[type[torch.nn.RNNBase]]
 
     def __init__(
         self,
@@ -66,7 +69,7 @@ class LstmSeq2SeqEncoder(PytorchSeq2SeqWrapper):
         dropout: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        module = torch.nn.LSTM(
+        module = self._rnn_class(
             input_size=input_size,
             hidden_size=hidden_size,
             num_layers=num_layers,
@@ -76,28 +79,17 @@ class LstmSeq2SeqEncoder(PytorchSeq2SeqWrapper):
             bidirectional=bidirectional,
         )
         super().__init__(module)
+
+
+@Seq2SeqEncoder.register("lstm")
+class LstmSeq2SeqEncoder(_RnnSeq2SeqEncoder):
+    """A (bi)LSTM; ``dropout`` applies between stacked layers."""
+
+    _rnn_class = torch.nn.LSTM
 
 
 @Seq2SeqEncoder.register("gru")
-class GruSeq2SeqEncoder(PytorchSeq2SeqWrapper):
+class GruSeq2SeqEncoder(_RnnSeq2SeqEncoder):
     """A (bi)GRU; ``dropout`` applies between stacked layers."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-    ) -> None:
-        module = torch.nn.GRU(
-            input_size=input_size,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bias=bias,
-            batch_first=True,
-            dropout=dropout,
-            bidirectional=bidirectional,
-        )
-        super().__init__(module)
+    _rnn_class = torch.nn.GRU
