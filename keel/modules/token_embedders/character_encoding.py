@@ -56,7 +56,6 @@ class CharacterEmbedding(Embedding):
             sparse=sparse,
             vocab=vocab,
         )
-        self.vocab_namespace = vocab_namespace
 
 
 @TokenEmbedder.register("character_encoding")
@@ -75,10 +74,9 @@ class TokenCharactersEncoder(TokenEmbedder):
         embedding: CharacterEmbedding | Embedding,
         encoder: Seq2VecEncoder,
         dropout: float = 0.0,
-        vocab: Vocabulary | None = None,
     ) -> None:
         super().__init__()
-        _check_character_namespace(embedding, vocab)
+        _check_character_namespace(embedding)
         if embedding.get_output_dim() != encoder.get_input_dim():
             raise ModelError(
                 f"character_encoding: the embedding outputs vectors of size "
@@ -108,15 +106,8 @@ class TokenCharactersEncoder(TokenEmbedder):
         return output.view(batch, length, -1)
 
 
-def _check_character_namespace(embedding: Embedding, vocab: Vocabulary | None) -> None:
-    namespace = getattr(embedding, "vocab_namespace", None)
-    if namespace is None and vocab is not None:
-        # A plain Embedding may not record its namespace; its size gives the word table away.
-        words = vocab.get_vocab_size("tokens")
-        characters = vocab.get_vocab_size(CHARACTER_NAMESPACE)
-        if embedding.num_embeddings == words != characters:
-            namespace = "tokens"
-    if namespace == "tokens":
+def _check_character_namespace(embedding: Embedding) -> None:
+    if embedding.vocab_namespace == "tokens":
         raise ConfigurationError(
             [
                 ConfigIssue(

@@ -45,6 +45,7 @@ class Embedding(TokenEmbedder):
         vocab: Vocabulary | None = None,
     ) -> None:
         super().__init__()
+        self.vocab_namespace = vocab_namespace
         if num_embeddings is None:
             if vocab is None:
                 raise _needs_vocab("num_embeddings", "to size the table")

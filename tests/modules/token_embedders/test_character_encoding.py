@@ -76,7 +76,7 @@ def test_character_encoding_refuses_a_word_sized_plain_embedding():
     vocab = _vocab()
     embedding = Embedding(embedding_dim=5, vocab=vocab)  # AllenNLP's pitfall: namespace "tokens"
     with pytest.raises(ConfigurationError, match="word vocabulary"):
-        TokenCharactersEncoder(embedding, BagOfEmbeddingsEncoder(5), vocab=vocab)
+        TokenCharactersEncoder(embedding, BagOfEmbeddingsEncoder(5))
 
 
 def test_character_encoding_encodes_each_word_like_alone_and_zeroes_padding():
