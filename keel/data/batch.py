@@ -49,9 +49,13 @@ class PackedInstances:
     Built once per vocabulary by the data loader, so each batch costs a few array gathers.
     """
 
-    def __init__(self, packs: dict[str, Packed], size: int) -> None:
+    def __init__(
+        self, packs: dict[str, Packed], size: int, columns: dict[str, list[Any]] | None = None
+    ) -> None:
         self.packs = packs
         self.size = size
+        #: field name -> that field of every instance, in order (what was packed)
+        self.columns = columns or {}
 
     @classmethod
     def build(cls, instances: Sequence[Instance], vocab: Vocabulary) -> PackedInstances | None:
@@ -72,7 +76,7 @@ class PackedInstances:
                 if set(map(type, columns[name])) != {field_type}:
                     return None
             packs = {name: field_type.pack(columns[name], vocab) for name, field_type in layout}
-        return cls(packs, len(instances))
+        return cls(packs, len(instances), columns)
 
     def take(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
         index_array = np.asarray(indices, dtype=np.int64)

@@ -55,6 +55,45 @@ class RaggedIds:
         return padded, mask
 
 
+class NestedIds:
+    """Rows of variable-length id lists (a list of character ids per token) in flat arrays.
+
+    ``outer``: items per row; ``inner``: ids per item, for every item in row order; ``flat``:
+    every id in order.
+    """
+
+    def __init__(self, outer: np.ndarray, inner: np.ndarray, flat: np.ndarray) -> None:
+        self.outer = outer
+        self.inner = inner
+        self.flat = flat
+        self.row_offsets = np.zeros(len(outer), dtype=np.int64)
+        if len(outer) > 1:
+            np.cumsum(outer[:-1], out=self.row_offsets[1:])
+        self.item_offsets = np.zeros(len(inner), dtype=np.int64)
+        if len(inner) > 1:
+            np.cumsum(inner[:-1], out=self.item_offsets[1:])
+
+    def take(self, indices: np.ndarray, min_inner: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``indices`` as (B, T, C) ids padded with 0 (C at least ``min_inner``), and the
+        (B, T) mask of real items: what ``pad_2d`` makes from the same rows."""
+        counts = self.outer[indices]
+        width = int(counts.max(initial=0))
+        steps = np.arange(width)
+        mask = steps < counts[:, None]
+        items = (self.row_offsets[indices][:, None] + steps)[mask]  # real items, row-major
+        lengths = self.inner[items]
+        depth = max(int(lengths.max(initial=0)), min_inner)
+        padded = np.zeros((len(indices), width, depth), dtype=np.int64)
+        if len(items):
+            inner_steps = np.arange(depth)
+            inner_mask = inner_steps < lengths[:, None]
+            slots = np.zeros((len(items), depth), dtype=np.int64)
+            positions = (self.item_offsets[items][:, None] + inner_steps)[inner_mask]
+            slots[inner_mask] = self.flat[positions]
+            padded[mask] = slots
+        return padded, mask
+
+
 class ArrayPack:
     """One value per instance: a batch is a slice of one array."""
 

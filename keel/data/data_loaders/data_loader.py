@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from keel.common.registry import Registrable
+from keel.data.batch import PackedInstances
 from keel.data.vocabulary import Vocabulary
 
 
@@ -14,8 +15,12 @@ class DataLoader(Registrable):
 
     default_implementation = "multiprocess"
 
-    def index_with(self, vocab: Vocabulary) -> None:
-        """Use ``vocab`` to index the instances before batching."""
+    def index_with(self, vocab: Vocabulary, packed: PackedInstances | None = None) -> None:
+        """Use ``vocab`` to index the instances before batching.
+
+        ``packed``: the loader's instances already packed with ``vocab`` (training packs them
+        once to fingerprint them); a loader may batch from it instead of packing again.
+        """
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:

@@ -80,9 +80,14 @@ class MultiProcessDataLoader(DataLoader):
         self._prepared = False
         self._packed: PackedInstances | None = None
 
-    def index_with(self, vocab: Vocabulary) -> None:
+    def index_with(self, vocab: Vocabulary, packed: PackedInstances | None = None) -> None:
+        if packed is not None and len(packed) != len(self.instances):
+            raise KeelError(
+                f"index_with: {len(packed)} packed instances for a loader of {len(self.instances)}"
+            )
         self.vocab = vocab
-        self._prepared = False
+        self._packed = packed
+        self._prepared = packed is not None
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = epoch

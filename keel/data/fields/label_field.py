@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -66,18 +67,21 @@ class LabelField(Field):
 
     @classmethod
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
-        namespaces = {field.label_namespace for field in fields}
-        if len(namespaces) != 1 or any(field.skip_indexing for field in fields):
+        namespaces = set(map(attrgetter("label_namespace"), fields))
+        skips = set(map(attrgetter("skip_indexing"), fields))
+        namespace = next(iter(namespaces)) if len(namespaces) == 1 else None
+        skip_indexing = next(iter(skips)) if len(skips) == 1 else None
+        if namespace is None or skip_indexing is not False:
             cls.index_many(fields, vocab)
             ids = [field.label_id for field in fields]
         else:
-            get = vocab.get_token_to_index_vocabulary(namespaces.pop()).get
+            get = vocab.get_token_to_index_vocabulary(namespace).get
             ids = [get(field.label) for field in fields]
             if None in ids:
                 # Raises for a namespace without OOV; a padded one maps the label to OOV.
                 cls.index_many(fields, vocab)
                 ids = [field.label_id for field in fields]
-        return ArrayPack(np.array(ids, dtype=np.int64))
+        return LabelPack(np.array(ids, dtype=np.int64), namespace, skip_indexing)
 
     @classmethod
     def batch(cls, fields: list[Self]) -> torch.Tensor:
@@ -91,3 +95,15 @@ class LabelField(Field):
 
     def __repr__(self) -> str:
         return f"LabelField({self.label!r}, namespace={self.label_namespace!r})"
+
+
+class LabelPack(ArrayPack):
+    """Label ids, with the namespace and ``skip_indexing`` that every packed field shares (None
+    where they differ)."""
+
+    def __init__(
+        self, values: np.ndarray, namespace: str | None, skip_indexing: bool | None
+    ) -> None:
+        super().__init__(values)
+        self.namespace = namespace
+        self.skip_indexing = skip_indexing

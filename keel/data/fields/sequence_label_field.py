@@ -71,7 +71,13 @@ class SequenceLabelField(Field):
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
         cls.index_many(fields, vocab)
         ragged = RaggedIds.from_rows([field._ids for field in fields])
-        return _SequenceLabelPack(ragged)
+        namespaces = {field.label_namespace for field in fields}
+        skips = {field._skip_indexing for field in fields}
+        return SequenceLabelPack(
+            ragged,
+            next(iter(namespaces)) if len(namespaces) == 1 else None,
+            next(iter(skips)) if len(skips) == 1 else None,
+        )
 
     @classmethod
     def batch(cls, fields: list[Self]) -> torch.Tensor:
@@ -93,9 +99,16 @@ class SequenceLabelField(Field):
         return f"SequenceLabelField({len(self.labels)} labels, namespace={self.label_namespace!r})"
 
 
-class _SequenceLabelPack:
-    def __init__(self, ragged: RaggedIds) -> None:
+class SequenceLabelPack:
+    """Label ids per instance, with the namespace and ``skip_indexing`` that every packed field
+    shares (None where they differ)."""
+
+    def __init__(
+        self, ragged: RaggedIds, namespace: str | None, skip_indexing: bool | None
+    ) -> None:
         self.ragged = ragged
+        self.namespace = namespace
+        self.skip_indexing = skip_indexing
 
     def take(self, indices: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.ragged.take(indices)[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
@@ -62,9 +64,13 @@ class TextField(Field):
             # Fields built with different indexer objects: index each with its own.
             return super().pack(fields, vocab)
         token_lists = [field.tokens for field in fields]
-        return _TextFieldPack(
-            {name: indexer.pack(token_lists, vocab) for name, indexer in indexers.items()}
-        )
+        texts = list(map(_text, chain.from_iterable(token_lists)))
+        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        packs = {
+            name: indexer.pack(token_lists, vocab, texts=texts)
+            for name, indexer in indexers.items()
+        }
+        return TextFieldPack(packs, texts, lengths)
 
     @property
     def indexed(self) -> dict[str, dict[str, list[Any]]]:
@@ -99,9 +105,20 @@ class TextField(Field):
         return f"TextField({len(self.tokens)} tokens: {words}{more})"
 
 
-class _TextFieldPack:
-    def __init__(self, packs: dict[str, Packed]) -> None:
+_text = attrgetter("text")
+
+
+class TextFieldPack:
+    """Text fields packed: one pack per indexer, plus every token's text and each field's length.
+
+    ``texts`` and ``lengths`` are kept for the preprocessing fingerprint, which hashes them
+    instead of walking the tokens again.
+    """
+
+    def __init__(self, packs: dict[str, Packed], texts: list[str], lengths: np.ndarray) -> None:
         self.packs = packs
+        self.texts = texts
+        self.lengths = lengths
 
     def take(self, indices: np.ndarray) -> TextFieldTensors:
         return {name: pack.take(indices) for name, pack in self.packs.items()}

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class SingleIdTokenIndexer(TokenIndexer):
     """Each token becomes its index in ``namespace``; output key ``"tokens"``."""
 
+    vocabulary_keys = ("tokens",)
+
     def __init__(
         self,
         namespace: str = "tokens",
@@ -42,6 +44,16 @@ class SingleIdTokenIndexer(TokenIndexer):
         if self.start_tokens or self.end_tokens:
             texts = [*self.start_tokens, *texts, *self.end_tokens]
         return texts
+
+    def ids_determine_text(self, vocab: Vocabulary) -> bool:
+        """True when each id names its token's text exactly, out of vocabulary (1) aside: no
+        lowercasing, no added tokens, a padded namespace. The fingerprint relies on it."""
+        return (
+            not self.lowercase_tokens
+            and not self.start_tokens
+            and not self.end_tokens
+            and vocab.is_padded(self.namespace)
+        )
 
     def count_vocab_items(self, tokens: list[Token], counter: dict[str, dict[str, int]]) -> None:
         counts = counter.setdefault(self.namespace, {})
@@ -70,18 +82,25 @@ class SingleIdTokenIndexer(TokenIndexer):
         get = vocab.get_token_to_index_vocabulary(self.namespace).get
         return [{"tokens": [get(token.text, 1) for token in tokens]} for tokens in token_lists]
 
-    def pack(self, token_lists: list[list[Token]], vocab: Vocabulary) -> Packed:
+    def pack(
+        self,
+        token_lists: list[list[Token]],
+        vocab: Vocabulary,
+        texts: list[str] | None = None,
+    ) -> Packed:
         if self.lowercase_tokens or self.start_tokens or self.end_tokens:
             rows = [item["tokens"] for item in self.batch_tokens_to_indices(token_lists, vocab)]
             return _SingleIdPack(RaggedIds.from_rows(rows))
         if not vocab.is_padded(self.namespace):
             rows = [item["tokens"] for item in self.batch_tokens_to_indices(token_lists, vocab)]
             return _SingleIdPack(RaggedIds.from_rows(rows))
-        # The common case runs entirely in C iterators: no per-token Python frame.
+        # The common case runs entirely in C iterators: no per-token Python frame. Looking up
+        # a list of texts is faster than mapping attrgetter over the tokens on the fly.
+        if texts is None:
+            texts = list(map(_text, chain.from_iterable(token_lists)))
         get = vocab.get_token_to_index_vocabulary(self.namespace).get
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
-        texts = map(_text, chain.from_iterable(token_lists))
-        flat = np.fromiter(map(get, texts, repeat(1)), dtype=np.int64, count=int(lengths.sum()))
+        flat = np.fromiter(map(get, texts, repeat(1)), dtype=np.int64, count=len(texts))
         return _SingleIdPack(RaggedIds(flat, lengths))
 
     def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
@@ -95,6 +114,9 @@ _text = attrgetter("text")
 class _SingleIdPack:
     def __init__(self, ragged: RaggedIds) -> None:
         self.ragged = ragged
+
+    def columns(self) -> dict[str, RaggedIds]:
+        return {"tokens": self.ragged}
 
     def take(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         padded, mask = self.ragged.take(indices)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from keel.data.packing import NestedIds, Packed
 from keel.data.token_indexers.padding import pad_2d
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.character_tokenizer import CharacterTokenizer
@@ -23,6 +26,8 @@ class TokenCharactersIndexer(TokenIndexer):
     ``min_padding_length`` pads the character dimension to at least that width, so a character
     CNN with wide filters never sees a shorter input.
     """
+
+    vocabulary_keys = ("token_characters",)
 
     def __init__(
         self,
@@ -61,8 +66,48 @@ class TokenCharactersIndexer(TokenIndexer):
                 raise vocab.unseen_token_error(chars[row.index(None)], self.namespace)
         return {"token_characters": rows}
 
+    def pack(
+        self,
+        token_lists: list[list[Token]],
+        vocab: Vocabulary,
+        texts: list[str] | None = None,
+    ) -> Packed:
+        tokenizer = self.character_tokenizer
+        if (
+            type(tokenizer) is not CharacterTokenizer
+            or tokenizer.start_tokens
+            or tokenizer.end_tokens
+            or not vocab.is_padded(self.namespace)
+        ):
+            return super().pack(token_lists, vocab, texts)
+        # Plain characters: one join of every token's text, looked up character by character
+        # in C iterators, instead of a Python list per token.
+        if texts is None:
+            texts = [token.text for tokens in token_lists for token in tokens]
+        if tokenizer.lowercase_characters:
+            texts = list(map(str.lower, texts))
+        get = vocab.get_token_to_index_vocabulary(self.namespace).get
+        joined = "".join(texts)
+        flat = np.fromiter(map(get, joined, repeat(1)), dtype=np.int64, count=len(joined))
+        outer = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        inner = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return _CharactersPack(NestedIds(outer, inner, flat), self.min_padding_length)
+
     def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
         padded, mask = pad_2d(
             [item["token_characters"] for item in indexed], min_inner=self.min_padding_length
         )
         return {"token_characters": torch.from_numpy(padded), "mask": torch.from_numpy(mask)}
+
+
+class _CharactersPack:
+    def __init__(self, ids: NestedIds, min_padding_length: int) -> None:
+        self.ids = ids
+        self.min_padding_length = min_padding_length
+
+    def take(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        padded, mask = self.ids.take(indices, self.min_padding_length)
+        return {"token_characters": torch.from_numpy(padded), "mask": torch.from_numpy(mask)}
+
+    def columns(self) -> dict[str, NestedIds]:
+        return {"token_characters": self.ids}

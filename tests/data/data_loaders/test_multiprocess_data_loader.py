@@ -105,6 +105,24 @@ def test_loader_packed_batches_equal_collated_ones():
             assert torch.equal(batch["tokens"]["tokens"][key], expected["tokens"]["tokens"][key])
 
 
+def test_loader_batches_from_instances_packed_beforehand():
+    from keel.data.batch import PackedInstances
+
+    instances = _instances()
+    vocab = Vocabulary.from_instances(instances)
+    packed = PackedInstances.build(instances, vocab)
+    given = MultiProcessDataLoader(instances, batch_size=3, shuffle=True, seed=1)
+    given.index_with(vocab, packed=packed)
+    own = MultiProcessDataLoader(instances, batch_size=3, shuffle=True, seed=1)
+    own.index_with(vocab)
+    for mine, theirs in zip(given, own, strict=True):
+        assert mine["metadata"] == theirs["metadata"]
+        assert torch.equal(mine["tokens"]["tokens"]["tokens"], theirs["tokens"]["tokens"]["tokens"])
+    assert given._packed is packed
+    with pytest.raises(KeelError, match="9 packed instances for a loader of 10"):
+        given.index_with(vocab, packed=PackedInstances.build(instances[:9], vocab))
+
+
 def test_loader_falls_back_to_collate_for_mixed_fields():
     instances = _instances(3) + [
         Instance({"tokens": TextField([Token("w0")], INDEXERS), "label": LabelField("odd")})

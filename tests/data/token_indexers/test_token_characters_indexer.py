@@ -36,3 +36,38 @@ def test_characters_uses_its_character_tokenizer():
 def test_characters_is_registered():
     assert TokenIndexer.by_name("characters") is TokenCharactersIndexer
     assert TokenCharactersIndexer().namespace == "token_characters"
+
+
+def _packed_equals_batched(indexer, token_lists, vocab):
+    import numpy as np
+    import torch
+
+    pack = indexer.pack(token_lists, vocab)
+    for indices in ([0], [2, 0, 1], [1, 1], list(range(len(token_lists)))):
+        taken = pack.take(np.array(indices))
+        expected = indexer.batch_tensors(
+            [indexer.tokens_to_indices(token_lists[i], vocab) for i in indices]
+        )
+        assert taken.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(taken[key], expected[key]), (key, indices)
+    return pack
+
+
+def test_characters_pack_batches_like_batch_tensors():
+    token_lists = [
+        [Token("Héllo"), Token(""), Token("x")],
+        [],
+        [Token("İstanbul"), Token("ZZ")],  # "İ".lower() is two code points
+    ]
+    vocab = Vocabulary(tokens_to_add={"token_characters": list("Hélox")})
+    for indexer in (
+        TokenCharactersIndexer(),
+        TokenCharactersIndexer(min_padding_length=12),
+        TokenCharactersIndexer(character_tokenizer=CharacterTokenizer(lowercase_characters=True)),
+    ):
+        pack = _packed_equals_batched(indexer, token_lists, vocab)
+        assert "token_characters" in pack.columns()  # the vectorized pack
+    # Start/end tokens take the general path, with the same batches.
+    wrapped = TokenCharactersIndexer(character_tokenizer=CharacterTokenizer(start_tokens=["<s>"]))
+    _packed_equals_batched(wrapped, token_lists, vocab)
