@@ -3,6 +3,8 @@
 Both reduce what keel's data pipeline *produced* to a sha256 over canonical bytes built here
 (little-endian packed integers, length-prefixed UTF-8), never over ``hash()`` or ``repr``, so the
 same data through the same pipeline gives the same digest in every process and on every platform.
+Strings are NUL-terminated UTF-8 where a list of them goes in as one join (see
+``_nul_terminated``).
 
 - ``preprocessing_fingerprint``: the indexed instances of one data file (order-sensitive; field
   names, token strings, token ids, lengths, labels) plus summary statistics.
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import struct
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from importlib import resources
-from itertools import chain, islice
+from itertools import chain, compress, islice
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,19 +35,22 @@ import numpy as np
 
 from keel.common import errors
 from keel.common.errors import GuardError, KeelError
-from keel.data.fields.label_field import LabelField
+from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField
-from keel.data.fields.sequence_label_field import SequenceLabelField
-from keel.data.fields.text_field import TextField
+from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
+from keel.data.fields.text_field import TextField, TextFieldPack
+from keel.data.packing import ArrayPack, NestedIds, RaggedIds
+from keel.data.token_indexers.token_indexer import IndexedRowsPack
 from keel.guard.hashing import FileHash, hash_file
 
 if TYPE_CHECKING:
+    from keel.data.batch import PackedInstances
     from keel.data.instance import Instance
     from keel.data.token_indexers.token_indexer import TokenIndexer
     from keel.data.tokenizers.tokenizer import Tokenizer
     from keel.data.vocabulary import Vocabulary
 
-PREPROCESSING_FORMAT = "keel-preprocessing-fingerprint/1"
+PREPROCESSING_FORMAT = "keel-preprocessing-fingerprint/2"
 TOKENIZER_FORMAT = "keel-tokenizer-fingerprint/1"
 VOCABULARY_FORMAT = "keel-vocabulary-hash/1"
 
@@ -91,13 +98,6 @@ def _ints(values: Any) -> bytes:
     if _BIG_ENDIAN:
         packed.byteswap()
     return b"F" + _U32.pack(len(packed)) + packed.tobytes()
-
-
-def _pack_ints(values: list[int], typecode: str = "q") -> bytes:
-    packed = array(typecode, values)
-    if _BIG_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
 
 
 def _json(value: Any) -> str:
@@ -167,90 +167,272 @@ class PreprocessingFingerprint:
         )
 
 
-# Tags in the structure stream, so the streams parse back unambiguously.
-_TAG_INSTANCE, _TAG_TEXT, _TAG_LABEL, _TAG_SEQUENCE, _TAG_METADATA, _TAG_OTHER = range(1, 7)
-_TAG_FLAT, _TAG_NESTED, _TAG_CHUNK, _TAG_ROWS, _TAG_JSON, _TAG_WORDS = range(7, 13)
-_TAG_STRINGS_NUL, _TAG_STRINGS_LENGTHS = 13, 14
-# Instances are encoded a chunk at a time, column by column; the chunk size is part of the
-# format (changing it changes every digest), so it is a constant, not a parameter.
-_CHUNK = 1024
+class _Streams:
+    """Named byte streams, each hashed as it grows; one digest covers them all, by name.
+
+    A stream is one column's canonical bytes concatenated in instance order, so feeding the
+    instances at once or in chunks of any size gives the same digest.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[tuple[str, ...], Any] = {}
+
+    def bytes(self, name: tuple[str, ...], data: Any) -> None:
+        stream = self._hashes.get(name)
+        if stream is None:
+            stream = self._hashes[name] = hashlib.sha256()
+        stream.update(data)
+
+    def ints(self, name: tuple[str, ...], values: Any) -> None:
+        """int64, little-endian."""
+        self.bytes(name, np.ascontiguousarray(values, dtype="<i8").data)
+
+    def strings(self, name: tuple[str, ...], texts: list[str]) -> None:
+        self.bytes(name, _nul_terminated(texts))
+
+    def digest(self, header: bytes) -> str:
+        digest = hashlib.sha256(header + _u32(len(self._hashes)))
+        for name in sorted(self._hashes):
+            digest.update(_strs(list(name)) + self._hashes[name].digest())
+        return digest.hexdigest()
+
+
+def _nul_terminated(texts: list[str]) -> bytes:
+    """Each string's UTF-8 followed by NUL, with NUL and \\x01 inside a string escaped.
+
+    The escape makes the encoding injective; strings without either character (all real
+    tokens) take one C-level join, checked by counting the separators.
+    """
+    if not texts:
+        return b""
+    joined = "\x00".join(texts)
+    if "\x01" in joined or joined.count("\x00") != len(texts) - 1:
+        joined = "\x00".join(
+            text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x03") for text in texts
+        )
+    return (joined + "\x00").encode("utf-8", "surrogatepass")
+
+
+_KINDS = {
+    TextField: "text",
+    LabelField: "label",
+    SequenceLabelField: "sequence_label",
+    MetadataField: "metadata",
+}
+_fields_of = attrgetter("fields")
+_text_of = attrgetter("text")
+_labels_of = attrgetter("labels")
+# Chunk size when the caller gives no packed instances: bounds the memory of packing a stream.
+# The digest does not depend on it.
+_CHUNK = 4096
+
+#: A layout: per field (sorted by name) its name, kind and what must agree across a column
+#: (indexer names, label namespace), flattened to strings.
+Layout = tuple[str, ...]
+
+
+def _text_layout(indexers: Mapping[str, Any], vocab: Vocabulary) -> tuple[str, ...]:
+    """Per indexer (sorted by name): its name, and "1" when its ids determine token texts."""
+    entries: list[str] = []
+    for name in sorted(indexers):
+        determines = getattr(indexers[name], "ids_determine_text", None)
+        entries += (name, "1" if callable(determines) and determines(vocab) else "0")
+    return tuple(entries)
+
+
+def _column_layout(name: str, column: list[Any], vocab: Vocabulary) -> tuple[str, ...] | None:
+    """The layout entry of ``name`` when every field of ``column`` agrees on it, else None."""
+    kinds = set(map(type, column))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    label = _KINDS.get(kind)
+    extras: tuple[str, ...]
+    if label == "text":
+        distinct = {id(item): item for item in map(attrgetter("token_indexers"), column)}
+        texts = {_text_layout(indexers, vocab) for indexers in distinct.values()}
+        if len(texts) != 1:
+            return None
+        extras = texts.pop()
+    elif label in ("label", "sequence_label"):
+        namespaces = set(map(attrgetter("label_namespace"), column))
+        skips = set(map(attrgetter("skip_indexing"), column))
+        if len(namespaces) != 1 or len(skips) != 1:
+            return None
+        extras = (namespaces.pop(), "ids" if skips.pop() else "strings")
+    elif label == "metadata":
+        extras = ()
+    else:
+        label = "other"
+        extras = (f"{kind.__module__}.{kind.__qualname__}",)
+    return (name, label, str(len(extras)), *extras)
+
+
+def _uniform_layout(
+    fields: list[dict[str, Any]], vocab: Vocabulary
+) -> tuple[Layout, dict[str, list[Any]]] | None:
+    """The shared layout of instances (given by their field dicts) and their columns, or None."""
+    names = sorted(fields[0])
+    if set(map(len, fields)) != {len(names)}:
+        return None
+    layout: list[str] = []
+    columns: dict[str, list[Any]] = {}
+    for name in names:
+        try:
+            column = list(map(itemgetter(name), fields))
+        except KeyError:
+            return None
+        entry = _column_layout(name, column, vocab)
+        if entry is None:
+            return None
+        layout += entry
+        columns[name] = column
+    return tuple(layout), columns
+
+
+def _packed_layout(
+    packed: PackedInstances, vocab: Vocabulary
+) -> tuple[Layout, dict[str, list[Any]]] | None:
+    """The layout of packed instances, reusing what packing checked: one type per column, one
+    indexer dict per text column, one namespace per label column."""
+    columns = packed.columns
+    if len(columns) != len(packed.packs):
+        return None
+    layout: list[str] = []
+    for name in sorted(columns):
+        column = columns[name]
+        entry: tuple[str, ...] | None
+        pack = packed.packs[name]
+        if isinstance(pack, TextFieldPack):
+            extras = _text_layout(column[0].token_indexers, vocab)
+            entry = (name, "text", str(len(extras)), *extras)
+        elif (
+            isinstance(pack, LabelPack | SequenceLabelPack)
+            and pack.namespace is not None
+            and pack.skip_indexing is not None
+        ):
+            kind = "label" if isinstance(pack, LabelPack) else "sequence_label"
+            entry = (name, kind, "2", pack.namespace, "ids" if pack.skip_indexing else "strings")
+        else:
+            entry = _column_layout(name, column, vocab)
+        if entry is None:
+            return None
+        layout += entry
+    return tuple(layout), columns
+
+
+class _Tokens:
+    """The token texts of a text column, to compare per instance with metadata lists."""
+
+    def __init__(self, texts: list[str], lengths: np.ndarray) -> None:
+        self.texts = texts
+        self.lengths = lengths
+        self.ends = np.cumsum(lengths).tolist()
+        self.starts = [0, *self.ends[:-1]]
+
+    def one(self, index: int) -> _Tokens:
+        return _Tokens(self.texts[self.starts[index] : self.ends[index]], self.lengths[index:][:1])
+
+    def equal(self, values: list[Any]) -> list[bool]:
+        texts = self.texts
+        rows = [texts[start:end] for start, end in zip(self.starts, self.ends, strict=True)]
+        return list(map(operator.eq, values, rows))
 
 
 class _PreprocessingHasher:
-    """Feeds instances into the digest and the statistics, a chunk of instances at a time.
+    """Feeds instances into the digest and the statistics, a run of one layout at a time.
 
-    Each chunk is serialized into three streams, each hashed as one running concatenation:
-    structure (tags, counts, label ids, string lengths), strings, and token ids. The
-    structure stream says how to cut the others, so together they determine every instance
-    exactly. A chunk whose instances share field names and types is encoded column by column:
-    whole columns go through C-level list operations (chain, map, count, Counter) instead of
-    Python code per token, which keeps the fingerprint a few percent of reading and indexing.
-    Any other chunk is encoded instance by instance.
+    Every column of a run goes in whole: token texts as one NUL-joined string, ids as the flat
+    int64 arrays packing made (``PackedInstances``), so hashing costs C-level passes over
+    arrays, not Python code per token. Runs of instances with one layout are recorded in a
+    layout stream, so instances with different fields stay distinguishable.
     """
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
-        self._hashes = [hashlib.sha256() for _ in range(3)]
-        self._structure: list[int] = []
-        self._strings: list[str] = []
-        self._ids: list[np.ndarray] = []
-        self._pending: list[Instance] = []
+        self.streams = _Streams()
         self.instances = 0
         self.lengths: dict[str, Counter[int]] = {}
         self.oov_items: Counter[str] = Counter()
         self.oov_count: Counter[str] = Counter()
         self.labels: dict[str, Counter[str]] = {}
         self._padded: dict[str, bool] = {}
+        self._layout: Layout | None = None
+        self._run = 0
+        #: per namespace whose ids stand for strings, how often each id occurred: the strings
+        #: of the ids used go into the digest once (unused vocabulary entries do not matter)
+        self._used: dict[str, np.ndarray] = {}
+        #: this run's text columns: (every token's text, tokens per field)
+        self._texts: dict[str, tuple[list[str], np.ndarray]] = {}
         self._columns = {
-            TextField: self._text_column,
-            LabelField: self._label_column,
-            SequenceLabelField: self._sequence_column,
-            MetadataField: self._metadata_column,
+            "label": self._label_column,
+            "sequence_label": self._sequence_column,
+            "metadata": self._metadata_column,
+            "other": self._other_column,
         }
 
-    def add(self, instance: Instance) -> None:
-        self._pending.append(instance)
-        if len(self._pending) >= _CHUNK:
-            pending, self._pending = self._pending, []
-            self.add_chunk(pending)
-
-    # -- chunks -----------------------------------------------------------------------------
-
-    def add_chunk(self, chunk: list[Instance]) -> None:
-        """Add up to ``_CHUNK`` instances; every chunk but the last must be exactly that size."""
-        if self._pending:
-            raise KeelError("add_chunk after add: use one or the other")
+    def add(self, instances: Sequence[Instance], packed: PackedInstances | None = None) -> None:
+        """Add ``instances`` in order; ``packed``: the same instances packed with the vocab."""
+        if not instances:
+            return
+        if packed is not None and len(packed) != len(instances):
+            raise KeelError(f"{len(packed)} packed instances given for {len(instances)}")
         vocab = self.vocab
-        for instance in chunk:
-            if not instance.indexed:
-                instance.index_fields(vocab)
-        self.instances += len(chunk)
-        fields = [instance.fields for instance in chunk]
-        names = sorted(fields[0])
-        columns: list[tuple[str, list[Any], Any]] = []
-        # Same number of fields and every name of the first present in each: same names.
-        if len(set(map(len, fields))) == 1:
-            for name in names:
-                try:
-                    column = [item[name] for item in fields]
-                except KeyError:
-                    break
-                kinds = set(map(type, column))
-                handler = self._columns.get(kinds.pop()) if len(kinds) == 1 else None
-                if handler is None:
-                    break
-                columns.append((name, column, handler))
-            else:
-                self._structure += (_TAG_CHUNK, len(chunk), len(names))
-                self._strings += names
-                for name, column, handler in columns:
-                    handler(name, column)
-                self._flush()
-                return
-        self._structure += (_TAG_ROWS, len(chunk))
-        for instance in chunk:
-            self._add_row(instance)
-        self._flush()
+        uniform = _packed_layout(packed, vocab) if packed is not None else None
+        if uniform is None:
+            packed = None
+            fields = list(map(_fields_of, instances))
+            uniform = _uniform_layout(fields, vocab)
+        if uniform is not None:
+            self._add_run(len(instances), *uniform, packed)
+            return
+        # Mixed layouts (rare): each run of consecutive instances sharing one goes in whole.
+        layouts = [_uniform_layout([item], vocab) for item in fields]  # never None for one
+        start = 0
+        for end in range(1, len(fields) + 1):
+            if end == len(fields) or layouts[end][0] != layouts[start][0]:  # type: ignore[index]
+                run = _uniform_layout(fields[start:end], vocab)
+                assert run is not None  # equal per-instance layouts make a uniform run
+                self._add_run(end - start, *run, None)
+                start = end
+
+    def _add_run(
+        self,
+        count: int,
+        layout: Layout,
+        columns: dict[str, list[Any]],
+        packed: PackedInstances | None,
+    ) -> None:
+        if layout != self._layout:
+            self._close_run()
+            self._layout = layout
+        self._run += count
+        self.instances += count
+        entries: list[tuple[str, str, tuple[str, ...]]] = []
+        position = 0
+        while position < len(layout):
+            name, kind, extras = layout[position], layout[position + 1], int(layout[position + 2])
+            entries.append((name, kind, layout[position + 3 : position + 3 + extras]))
+            position += 3 + extras
+        packs = {
+            name: packed.packs.get(name) if packed is not None else None for name, *_ in entries
+        }
+        # Text columns first: metadata lists equal to a text field's tokens refer to them.
+        self._texts = {}
+        for name, kind, extras in entries:
+            if kind == "text":
+                packs[name] = self._text_column(name, columns[name], packs[name], extras)
+        for name, kind, _ in entries:
+            if kind != "text":
+                self._columns[kind](name, columns[name], packs[name])
+
+    def _close_run(self) -> None:
+        if self._run and self._layout is not None:
+            self.streams.ints(("@runs",), [self._run, len(self._layout)])
+            self.streams.strings(("@layout",), list(self._layout))
+        self._run = 0
+
+    # -- statistics -------------------------------------------------------------------------
 
     def _is_padded(self, namespace: str) -> bool:
         padded = self._padded.get(namespace)
@@ -258,216 +440,246 @@ class _PreprocessingHasher:
             padded = self._padded[namespace] = self.vocab.is_padded(namespace)
         return padded
 
-    def _histogram(self, name: str, counts: Iterable[int]) -> None:
+    def _count_oov(self, namespace: str, flat: np.ndarray) -> None:
+        if self._is_padded(namespace):
+            self.oov_items[namespace] += len(flat)
+            self.oov_count[namespace] += int(np.count_nonzero(flat == _OOV_INDEX))
+
+    def _histogram(self, name: str, lengths: np.ndarray) -> None:
         histogram = self.lengths.get(name)
         if histogram is None:
             histogram = self.lengths[name] = Counter()
-        histogram.update(counts)
+        values, counts = np.unique(lengths, return_counts=True)
+        histogram.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
 
-    def _count_labels(self, name: str, labels: Iterable[str]) -> None:
+    def _count_labels(self, name: str, labels: Iterable[str] | Mapping[str, int]) -> None:
         counts = self.labels.get(name)
         if counts is None:
             counts = self.labels[name] = Counter()
         counts.update(labels)
 
-    def _add_id_rows(self, rows: list[list[Any]], namespace: str | None) -> None:
-        """Per-instance id lists (flat, or nested one level as the characters indexer makes)."""
-        structure = self._structure
-        structure += map(len, rows)
-        first = next((row for row in rows if row), None)
-        if first is not None and type(first[0]) is list:
-            inner = list(chain.from_iterable(rows))
-            structure.append(_TAG_NESTED)
-            structure += map(len, inner)
-            values = chain.from_iterable(inner)
+    # -- columns ----------------------------------------------------------------------------
+
+    def _ids(self, stream: tuple[str, ...], column: Any) -> np.ndarray:
+        """Hash one indexer output: RaggedIds, NestedIds, or rows of ids (possibly nested one
+        level), the same ids giving the same bytes in every form."""
+        if isinstance(column, RaggedIds):
+            self.streams.ints((*stream, "rows"), column.lengths)
+            flat = column.flat
+        elif isinstance(column, NestedIds):
+            self.streams.ints((*stream, "rows"), column.outer)
+            if len(column.inner):  # as for rows: nested only once some row has an item
+                self.streams.ints((*stream, "inner"), column.inner)
+            flat = column.flat
         else:
-            structure.append(_TAG_FLAT)
-            values = chain.from_iterable(rows)
-        # numpy's fromiter is the fastest way from Python ints to packed little-endian bytes.
-        flat = np.fromiter(values, dtype="<i8")
-        self._ids.append(flat)
-        if namespace is not None and self._is_padded(namespace):
-            self.oov_items[namespace] += len(flat)
-            self.oov_count[namespace] += int(np.count_nonzero(flat == _OOV_INDEX))
-
-    def _text_column(self, name: str, column: list[TextField]) -> None:
-        token_lists = [field.tokens for field in column]
-        counts = list(map(len, token_lists))
-        self._structure.append(_TAG_TEXT)
-        self._structure += counts
-        self._strings += [token.text for tokens in token_lists for token in tokens]
-        self._histogram(name, counts)
-        # The private attribute skips a property call per field; the property raises if unindexed.
-        indexed = [field._indexed for field in column]
-        if None in indexed:
-            indexed = [field.indexed for field in column]
-        indexers = column[0].token_indexers
-        indexer_names = sorted(indexed[0])
-        try:
-            # Same number of indexers everywhere and the first one's names found in each (no
-            # KeyError below) means the same indexer names in every field of the column.
-            if len(set(map(len, indexed))) != 1:
-                raise KeyError
-            by_indexer = [[item[name] for item in indexed] for name in indexer_names]
-            if any(len(set(map(len, outputs))) != 1 for outputs in by_indexer):
-                raise KeyError
-            keys_by_indexer = [sorted(outputs[0]) for outputs in by_indexer]
-            rows_by_key = [
-                [[output[key] for output in outputs] for key in keys]
-                for outputs, keys in zip(by_indexer, keys_by_indexer, strict=True)
-            ]
-        except KeyError:
-            # Fields in one column with different indexers: rare; encode each field's dict.
-            self._structure.append(_TAG_ROWS)
-            for item, field in zip(indexed, column, strict=True):
-                self._indexed_dict(item, field.token_indexers)
-            return
-        self._structure += (_TAG_CHUNK, len(indexer_names))
-        for indexer_name, keys, rows in zip(
-            indexer_names, keys_by_indexer, rows_by_key, strict=True
-        ):
-            self._strings.append(indexer_name)
-            self._structure.append(len(keys))
-            namespace = getattr(indexers.get(indexer_name), "namespace", None)
-            for key, key_rows in zip(keys, rows, strict=True):
-                self._strings.append(key)
-                self._add_id_rows(key_rows, namespace)
-
-    def _indexed_dict(self, indexed: dict[str, dict[str, list[Any]]], indexers: Any) -> None:
-        self._structure.append(len(indexed))
-        for indexer_name in sorted(indexed):
-            outputs = indexed[indexer_name]
-            self._strings.append(indexer_name)
-            self._structure.append(len(outputs))
-            namespace = getattr(indexers.get(indexer_name), "namespace", None)
-            for key in sorted(outputs):
-                self._strings.append(key)
-                self._add_id_rows([outputs[key]], namespace)
-
-    def _label_column(self, name: str, column: list[LabelField]) -> None:
-        labels = [str(field.label) for field in column]
-        ids = [field.label_id for field in column]
-        if None in ids:
-            ids = [-1 if label_id is None else label_id for label_id in ids]
-        self._structure.append(_TAG_LABEL)
-        self._structure += ids
-        self._strings += [field.label_namespace for field in column]
-        self._strings += labels
-        self._count_labels(name, labels)
-
-    def _sequence_column(self, name: str, column: list[SequenceLabelField]) -> None:
-        rows = [field.labels for field in column]
-        self._structure.append(_TAG_SEQUENCE)
-        self._structure += map(len, rows)
-        self._strings += [field.label_namespace for field in column]
-        flat = list(chain.from_iterable(rows))
-        if not set(map(type, flat)) <= {str}:
-            flat = list(map(str, flat))
-        self._strings += flat
-        self._count_labels(name, flat)
-        # SequenceLabelField keeps its ids privately (None until indexed).
-        ids = [field._ids for field in column]
-        namespaces = {field.label_namespace for field in column}
-        if None not in ids and len(namespaces) == 1:
-            self._structure.append(_TAG_CHUNK)
-            self._add_id_rows(ids, namespaces.pop())
-            return
-        self._structure.append(_TAG_ROWS)
-        for field in column:
-            indexed = field._ids is not None
-            self._add_id_rows([field._ids or []], field.label_namespace if indexed else None)
-
-    def _metadata_column(self, name: str, column: list[MetadataField]) -> None:
-        self._structure.append(_TAG_METADATA)
-        metadata = [field.metadata for field in column]
-        # The common shape, the same keys everywhere, each a list of strings (a tagger's
-        # {"words": [...]}), is checked and encoded a whole column at a time.
-        if set(map(type, metadata)) == {dict} and len(set(map(tuple, metadata))) == 1:
-            keys = list(metadata[0])
-            if all(type(key) is str for key in keys):
-                values = [[item[key] for item in metadata] for key in keys]
-                lists = all(set(map(type, rows)) <= {list} for rows in values)
-                flat = [list(chain.from_iterable(rows)) for rows in values] if lists else []
-                if lists and all(set(map(type, items)) <= {str} for items in flat):
-                    order = sorted(range(len(keys)), key=keys.__getitem__)
-                    self._structure += (_TAG_CHUNK, len(keys))
-                    for index in order:
-                        self._strings.append(keys[index])
-                        self._structure += map(len, values[index])
-                        self._strings += flat[index]
-                    return
-        self._structure.append(_TAG_ROWS)
-        for item in metadata:
-            self._metadata(item)
-
-    def _metadata(self, metadata: Any) -> None:
-        # The common shape, {"words": [str, ...]}, skips json.dumps (the slowest step here).
-        if type(metadata) is dict and all(type(key) is str for key in metadata):
-            keys = sorted(metadata)
-            values = [metadata[key] for key in keys]
-            if all(
-                type(value) is list and all(type(item) is str for item in value) for value in values
-            ):
-                self._structure += (_TAG_WORDS, len(keys))
-                self._structure += map(len, values)
-                self._strings += keys
-                for value in values:
-                    self._strings += value
-                return
-        self._structure.append(_TAG_JSON)
-        self._strings.append(_json(metadata))
-
-    # -- one instance at a time -------------------------------------------------------------
-
-    def _add_row(self, instance: Instance) -> None:
-        fields = instance.fields
-        names = sorted(fields)
-        self._structure += (_TAG_INSTANCE, len(names))
-        self._strings += names
-        for name in names:
-            value = fields[name]
-            if isinstance(value, TextField):
-                self._text_column(name, [value])
-            elif isinstance(value, LabelField):
-                self._label_column(name, [value])
-            elif isinstance(value, SequenceLabelField):
-                self._sequence_column(name, [value])
-            elif isinstance(value, MetadataField):
-                self._metadata_column(name, [value])
+            rows = column
+            self.streams.ints((*stream, "rows"), np.fromiter(map(len, rows), dtype=np.int64))
+            first = next((row for row in rows if row), None)
+            if first is not None and type(first[0]) is list:
+                inner = list(chain.from_iterable(rows))
+                self.streams.ints((*stream, "inner"), np.fromiter(map(len, inner), np.int64))
+                values = chain.from_iterable(inner)
             else:
-                # A field type this module does not know: its class and readable form.
-                kind = type(value)
-                self._structure.append(_TAG_OTHER)
-                self._strings.append(f"{kind.__module__}.{kind.__qualname__}")
-                self._strings.append(_json(value.human_readable_repr()))
+                values = chain.from_iterable(rows)
+            # numpy's fromiter is the fastest way from Python ints to a packed array.
+            flat = np.fromiter(values, dtype=np.int64)
+        self.streams.ints(stream, flat)
+        return flat
 
-    def _flush(self) -> None:
-        structure, texts, ids = self._hashes
-        strings = self._strings
-        joined = "\x00".join(strings)
-        if joined.count("\x00") == len(strings) - 1:
-            # No string holds NUL (the usual case): NUL-terminated strings need no lengths.
-            self._structure += (_TAG_STRINGS_NUL, len(strings))
-            joined += "\x00"
+    def _text_column(
+        self, name: str, column: list[TextField], pack: Any, layout: tuple[str, ...]
+    ) -> Any:
+        if not isinstance(pack, TextFieldPack):
+            pack = TextField.pack(column, self.vocab)
+        indexers = column[0].token_indexers
+        if isinstance(pack, TextFieldPack):
+            texts, lengths = pack.texts, pack.lengths
+            outputs = {
+                indexer: _indexer_columns(indexer_pack, indexers[indexer], column, self.vocab)
+                for indexer, indexer_pack in pack.packs.items()
+            }
         else:
-            self._structure += (_TAG_STRINGS_LENGTHS, len(strings))
-            self._structure += map(len, strings)
-            joined = "".join(strings)
-        structure.update(_pack_ints(self._structure))
-        texts.update(joined.encode("utf-8", "surrogatepass"))
-        for array_ in self._ids:
-            ids.update(array_.data)
-        self._structure.clear()
-        self._strings.clear()
-        self._ids.clear()
+            # Fields with equal indexer names but different indexer objects: packing indexed
+            # each field with its own.
+            token_lists = [field.tokens for field in column]
+            texts = list(map(_text_of, chain.from_iterable(token_lists)))
+            lengths = np.fromiter(map(len, token_lists), dtype=np.int64)
+            indexed = [field.indexed for field in column]
+            outputs = {
+                indexer: _row_columns([item[indexer] for item in indexed], name, indexer)
+                for indexer in indexers
+            }
+        self._texts[name] = (texts, lengths)
+        self.streams.ints((name, "text", "lengths"), lengths)
+        self._histogram(name, lengths)
+        flats: dict[str, np.ndarray] = {}
+        for indexer in sorted(outputs):
+            vocabulary_keys = getattr(indexers[indexer], "vocabulary_keys", ())
+            namespace = getattr(indexers[indexer], "namespace", None)
+            for key in sorted(outputs[indexer]):
+                flat = self._ids((name, "text", indexer, key), outputs[indexer][key])
+                if namespace is not None and key in vocabulary_keys:
+                    self._count_oov(namespace, flat)
+                    if key == vocabulary_keys[0]:
+                        flats[indexer] = flat
+        # The layout flags the indexers whose ids name each token's text exactly (out of
+        # vocabulary aside): with one, the namespace's vocabulary (hashed once) plus the texts
+        # of out-of-vocabulary tokens cover every token string, without joining them all.
+        flagged = [layout[i] for i in range(0, len(layout), 2) if layout[i + 1] == "1"]
+        if flagged and flagged[0] in flats:
+            indexer = flagged[0]
+            self._mark_used(indexers[indexer].namespace, flats[indexer])
+            positions = np.flatnonzero(flats[indexer] == _OOV_INDEX).tolist()
+            oov_texts = [texts[position] for position in positions]
+            self.streams.strings((name, "text", "oov-tokens", indexer), oov_texts)
+        else:
+            self.streams.strings((name, "text", "tokens"), texts)
+        return pack
+
+    def _mark_used(self, namespace: str, ids: np.ndarray) -> np.ndarray:
+        """Count the occurrences of ``ids`` in ``namespace``; returns this call's counts."""
+        counts = np.bincount(ids, minlength=self.vocab.get_vocab_size(namespace))
+        used = self._used.get(namespace)
+        self._used[namespace] = counts if used is None else used + counts
+        return counts
+
+    def _count_ids(self, name: str, ids: np.ndarray) -> None:
+        """Label counts of int labels (``skip_indexing``): the ids are the labels."""
+        if not len(ids):
+            return
+        if ids.min() >= 0:
+            counts = np.bincount(ids)
+            values = np.flatnonzero(counts)
+            counts = counts[values]
+        else:
+            values, counts = np.unique(ids, return_counts=True)
+        labels = map(str, values.tolist())
+        self._count_labels(name, dict(zip(labels, counts.tolist(), strict=True)))
+
+    def _labels(
+        self, name: str, kind: str, fields: list[Any], labels: list[Any], ids: np.ndarray
+    ) -> None:
+        """Label ids, and their strings only where ids do not name them one to one."""
+        self.streams.ints((name, kind, "ids"), ids)
+        namespace = fields[0].label_namespace
+        if fields[0].skip_indexing:
+            self._count_ids(name, ids)
+        elif not self._is_padded(namespace):
+            # A namespace without OOV: each id names one label, so the strings of the ids used
+            # (hashed once, in ``result``) cover the labels.
+            counts = self._mark_used(namespace, ids)
+            table = self.vocab.get_index_to_token_vocabulary(namespace)
+            used = np.flatnonzero(counts)
+            labels_used = [table[value] for value in used.tolist()]
+            self._count_labels(name, dict(zip(labels_used, counts[used].tolist(), strict=True)))
+        else:
+            self.streams.strings((name, kind, "labels"), labels)
+            self._count_labels(name, labels)
+
+    def _label_column(self, name: str, column: list[LabelField], pack: Any) -> None:
+        if not isinstance(pack, ArrayPack):
+            pack = LabelField.pack(column, self.vocab)
+        labels = list(map(attrgetter("label"), column))
+        self._labels(name, "label", column, labels, pack.values)
+
+    def _sequence_column(self, name: str, column: list[SequenceLabelField], pack: Any) -> None:
+        ragged = getattr(pack, "ragged", None)
+        if not isinstance(ragged, RaggedIds):
+            ragged = SequenceLabelField.pack(column, self.vocab).ragged
+        self.streams.ints((name, "sequence_label", "lengths"), ragged.lengths)
+        labels = (
+            [] if column[0].skip_indexing else list(chain.from_iterable(map(_labels_of, column)))
+        )
+        self._labels(name, "sequence_label", column, labels, ragged.flat)
+        self._count_oov(column[0].label_namespace, ragged.flat)
+
+    def _metadata_column(self, name: str, column: list[MetadataField], pack: Any) -> None:
+        # Lists of strings in metadata often repeat the tokens of the run's first text field (a
+        # tagger's {"words": [...]}); per instance, a flag then stands in for the strings.
+        reference = None
+        if self._texts:
+            texts, lengths = self._texts[min(self._texts)]
+            reference = _Tokens(texts, lengths)
+        self._metadata((name, "metadata"), list(map(attrgetter("metadata"), column)), reference)
+
+    def _metadata(
+        self, stream: tuple[str, ...], metadata: list[Any], tokens: _Tokens | None
+    ) -> None:
+        # The common shape, the same string keys everywhere, goes in a column at a time;
+        # anything else one object at a time, with identical bytes.
+        first = metadata[0]
+        if (
+            type(first) is dict
+            and set(map(type, metadata)) == {dict}
+            and len(set(map(tuple, metadata))) == 1
+            and all(type(key) is str for key in first)
+        ):
+            keys = sorted(first)
+            count = len(metadata)
+            self.streams.ints((*stream, "shape"), np.tile(np.array([0, len(keys)]), count))
+            self.streams.bytes((*stream, "keys"), _nul_terminated(keys) * count)
+            for key in keys:
+                values = [item[key] for item in metadata]
+                self._metadata_values((*stream, "key", key), values, tokens)
+        elif len(metadata) > 1:
+            for index, item in enumerate(metadata):
+                self._metadata(stream, [item], tokens.one(index) if tokens else None)
+        else:
+            self.streams.ints((*stream, "shape"), [1, 0])
+            self.streams.strings((*stream, "json"), [_json(first)])
+
+    def _metadata_values(
+        self, stream: tuple[str, ...], values: list[Any], tokens: _Tokens | None
+    ) -> None:
+        """Per value: a flag (1: a list equal to the instance's tokens), then for the others a
+        list of strings (length, items) or any other value (length -1, its JSON)."""
+        count = len(values)
+        if set(map(type, values)) == {list}:
+            lengths = np.fromiter(map(len, values), dtype=np.int64, count=count)
+            flat = list(chain.from_iterable(values))
+            matches = tokens is not None and np.array_equal(lengths, tokens.lengths)
+            if matches and flat == tokens.texts:  # type: ignore[union-attr]
+                self.streams.ints((*stream, "same"), np.ones(count, dtype=np.int64))
+                return
+            same = tokens.equal(values) if tokens is not None else [False] * count
+            if any(same):
+                keep = [not flag for flag in same]
+                lengths = lengths[np.array(keep, dtype=bool)]
+                flat = list(chain.from_iterable(compress(values, keep)))
+            try:
+                data = _nul_terminated(flat)
+            except TypeError:  # not all strings: value by value below
+                pass
+            else:
+                self.streams.ints((*stream, "same"), np.array(same, dtype=np.int64))
+                self.streams.ints((*stream, "lengths"), lengths)
+                self.streams.bytes((*stream, "items"), data)
+                return
+        if count > 1:
+            for index, value in enumerate(values):
+                self._metadata_values(stream, [value], tokens.one(index) if tokens else None)
+            return
+        value = values[0]
+        if tokens is not None and type(value) is list and tokens.equal(values)[0]:
+            self.streams.ints((*stream, "same"), [1])
+            return
+        self.streams.ints((*stream, "same"), [0])
+        self.streams.ints((*stream, "lengths"), [-1])
+        self.streams.strings((*stream, "items"), [_json(value)])
+
+    def _other_column(self, name: str, column: list[Any], pack: Any) -> None:
+        # A field type this module does not know: its readable form (its class is in the layout).
+        texts = [_json(field.human_readable_repr()) for field in column]
+        self.streams.strings((name, "other"), texts)
 
     def result(self) -> PreprocessingFingerprint:
-        if self._pending:
-            pending, self._pending = self._pending, []
-            self.add_chunk(pending)
-        digest = hashlib.sha256(_str(PREPROCESSING_FORMAT) + _I64.pack(self.instances))
-        for stream in self._hashes:
-            digest.update(stream.digest())
+        self._close_run()
+        for namespace in sorted(self._used):
+            table = self.vocab.get_index_to_token_vocabulary(namespace)
+            used = np.flatnonzero(self._used[namespace])
+            self.streams.ints(("@vocabulary", namespace, "ids"), used)
+            self.streams.strings(("@vocabulary", namespace), [table[i] for i in used.tolist()])
+        digest = self.streams.digest(_str(PREPROCESSING_FORMAT) + _I64.pack(self.instances))
         oov = {
             namespace: {
                 "items": items,
@@ -477,7 +689,7 @@ class _PreprocessingHasher:
             for namespace, items in self.oov_items.items()
         }
         return PreprocessingFingerprint(
-            digest=digest.hexdigest(),
+            digest=digest,
             instances=self.instances,
             lengths={name: dict(histogram) for name, histogram in self.lengths.items()},
             oov=oov,
@@ -485,27 +697,57 @@ class _PreprocessingHasher:
         )
 
 
+def _indexer_columns(
+    pack: Any, indexer: TokenIndexer, fields: list[TextField], vocab: Vocabulary
+) -> dict[str, Any]:
+    """One indexer's outputs for a column: key -> RaggedIds or per-field rows."""
+    columns = getattr(pack, "columns", None)
+    if callable(columns):
+        return columns()
+    # A custom indexer whose pack does not expose its columns: index again, field by field.
+    rows = indexer.batch_tokens_to_indices([field.tokens for field in fields], vocab)
+    return IndexedRowsPack(rows, indexer.batch_tensors).columns()
+
+
+def _row_columns(rows: list[dict[str, list[Any]]], field: str, indexer: str) -> dict[str, Any]:
+    try:
+        return IndexedRowsPack(rows, list).columns()
+    except KeelError as error:
+        raise KeelError(f"field {field!r}, indexer {indexer!r}: {error}") from error
+
+
 def preprocessing_fingerprint(
-    instances: Iterable[Instance], vocab: Vocabulary
+    instances: Iterable[Instance],
+    vocab: Vocabulary,
+    packed: PackedInstances | None = None,
 ) -> PreprocessingFingerprint:
-    """Digest and statistics of ``instances`` in order, indexing any that are not yet indexed."""
+    """Digest and statistics of ``instances`` in order.
+
+    ``packed`` is the same instances packed with ``vocab`` (``PackedInstances.build``, what a
+    data loader batches from): given, the ids are hashed straight from its arrays. Without it,
+    the instances are packed here, a chunk at a time.
+    """
     hasher = _PreprocessingHasher(vocab)
+    if packed is not None:
+        hasher.add(instances if isinstance(instances, Sequence) else list(instances), packed)
+        return hasher.result()
     stream = iter(instances)
     while chunk := list(islice(stream, _CHUNK)):
-        hasher.add_chunk(chunk)
+        hasher.add(chunk)
     return hasher.result()
 
 
 class FingerprintingIterator:
     """Wraps an instance stream so the fingerprint is computed while a consumer reads it.
 
-    ``fingerprint`` is available once the stream is exhausted; this is how a training run gets
-    the fingerprint of its data without reading the file twice.
+    ``fingerprint`` is available once the stream is exhausted; the digest is the one
+    ``preprocessing_fingerprint`` gives for the same instances.
     """
 
     def __init__(self, instances: Iterable[Instance], vocab: Vocabulary) -> None:
         self._source = iter(instances)
         self._hasher = _PreprocessingHasher(vocab)
+        self._pending: list[Instance] = []
         self._result: PreprocessingFingerprint | None = None
 
     def __iter__(self) -> FingerprintingIterator:
@@ -516,9 +758,14 @@ class FingerprintingIterator:
             instance = next(self._source)
         except StopIteration:
             if self._result is None:
+                self._hasher.add(self._pending)
+                self._pending = []
                 self._result = self._hasher.result()
             raise
-        self._hasher.add(instance)
+        self._pending.append(instance)
+        if len(self._pending) >= _CHUNK:
+            self._hasher.add(self._pending)
+            self._pending = []
         return instance
 
     @property

@@ -39,7 +39,7 @@ from keel.data.fields.label_field import LabelField
 from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField
 from keel.data.fields.text_field import TextField
-from keel.data.instance import Instance
+from keel.data.instance import Instance, index_instances
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
@@ -187,8 +187,7 @@ class PreprocessingCache:
         field type the cache does not know); the run then simply does not use the cache.
         """
         entry = self._entry("instances", key)
-        for instance in instances:
-            instance.index_fields(vocab)
+        index_instances(instances, vocab)
         if fingerprint is None:
             fingerprint = preprocessing_fingerprint(instances, vocab)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import shutil
@@ -17,6 +18,7 @@ from keel.common.file_utils import atomic_write_json, atomic_write_text
 from keel.common.from_params import Validation, build, validate
 from keel.common.lazy import Lazy
 from keel.common.params import dump_config
+from keel.data.batch import PackedInstances
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.instance import Instance
@@ -129,6 +131,8 @@ class PreparedData:
     hashes: dict[str, FileHash]
     fingerprints: dict[str, PreprocessingFingerprint]
     cache_hits: dict[str, bool]
+    #: per role, the instances packed with ``vocab`` (None for mixed field layouts)
+    packed: dict[str, PackedInstances | None]
 
 
 def prepare_data(
@@ -197,28 +201,42 @@ def prepare_data(
         vocab.save_to_files(str(vocab_dir))
 
     instances: dict[str, list[Instance]] = {}
+    packed: dict[str, PackedInstances | None] = {}
     fingerprints: dict[str, PreprocessingFingerprint] = {}
     hits: dict[str, bool] = {}
     for role in paths:
         key = instances_key(hashes[role], sections[role], vocab)
         cached = cache.load(key, readers[role].token_indexers) if cache else None
         hits[role] = cached is not None
-        if cached is not None:
-            instances[role] = cached
-            fingerprint = cache.fingerprint(key)
-        else:
-            instances[role] = instances_of(role)
-            if cache:
-                _best_effort(lambda role=role, key=key: cache.store(key, instances[role], vocab))
-            fingerprint = cache.fingerprint(key) if cache else None
-        fingerprints[role] = fingerprint or preprocessing_fingerprint(instances[role], vocab)
+        instances[role] = cached if cached is not None else instances_of(role)
+        # Packed once here: the fingerprint hashes the packed arrays, the data loaders batch
+        # from them.
+        packed[role] = PackedInstances.build(instances[role], vocab)
+        fingerprint = cache.fingerprint(key) if cached is not None and cache else None
+        if fingerprint is None:
+            fingerprint = preprocessing_fingerprint(instances[role], vocab, packed[role])
+        fingerprints[role] = fingerprint
+        if cache and cached is None:
+            _best_effort(
+                lambda role=role, key=key, fingerprint=fingerprint: cache.store(
+                    key, instances[role], vocab, fingerprint
+                )
+            )
         logger.info(
             "%s: %d instances%s",
             role,
             len(instances[role]),
             " (from the preprocessing cache)" if hits[role] else "",
         )
-    return PreparedData(vocab, paths, instances, hashes, fingerprints, hits)
+    return PreparedData(vocab, paths, instances, hashes, fingerprints, hits, packed)
+
+
+def _index_loader(loader: DataLoader, vocab: Vocabulary, packed: PackedInstances | None) -> None:
+    # A custom loader written against the one-argument index_with still works; it packs itself.
+    if packed is not None and "packed" in inspect.signature(loader.index_with).parameters:
+        loader.index_with(vocab, packed=packed)
+    else:
+        loader.index_with(vocab)
 
 
 def _best_effort(write: Any) -> None:
@@ -275,12 +293,12 @@ def train_model(
     provenance = _provenance(experiment, resolved, validation, data)
     model = experiment.model.construct(vocab=vocab)
     data_loader = experiment.data_loader.construct(instances=train_instances)
-    data_loader.index_with(vocab)
+    _index_loader(data_loader, vocab, data.packed["train"])
     validation_loader = None
     if validation_instances is not None:
         lazy_loader = experiment.validation_data_loader or experiment.data_loader
         validation_loader = lazy_loader.construct(instances=validation_instances)
-        validation_loader.index_with(vocab)
+        _index_loader(validation_loader, vocab, data.packed["validation"])
 
     trainer = experiment.trainer.construct(
         model=model,

@@ -453,3 +453,147 @@ def test_fingerprint_metadata_of_any_json_shape_is_covered():
     assert preprocessing_fingerprint(make({"id": 3, "x": [1]}), vocab).digest == (
         preprocessing_fingerprint(make({"x": [1], "id": 3}), vocab).digest
     )
+
+
+def _mixed_instances():
+    """Tagging instances (characters, sequence labels, metadata) then classification ones."""
+    out = []
+    for i in range(23):
+        tags = ["B-PER", "O", "B-PER"] if i % 2 else ["O", "O", "O"]
+        out += _tagging_instances(tags, words=(f"w{i % 5}", "saw", "Bob"))
+    out += _many(17, with_label_every=3)
+    out += _tagging_instances(["O", "O"], words=("", "x"))
+    # Metadata that does not repeat the tokens, or holds more than strings.
+    for i, words in enumerate([["other", "words"], ["Alice", 3], "text", ["w1", "saw", "Bob"]]):
+        more = _tagging_instances(["O", "O", "O"], words=("w1", "saw", "Bob"))
+        more[0].fields["metadata"] = MetadataField({"words": words, "i": i})
+        out += more * 2
+    return out
+
+
+def test_fingerprint_does_not_depend_on_packing_or_chunk_size(monkeypatch):
+    import keel.guard.fingerprint as fingerprint_module
+    from keel.data.batch import PackedInstances
+
+    vocab = Vocabulary.from_instances(_mixed_instances())
+    expected = preprocessing_fingerprint(_mixed_instances(), vocab)
+    uniform = _tagging_instances(["B-PER", "O", "B-PER"]) * 9
+    packed = PackedInstances.build(uniform, vocab)
+    assert packed is not None
+    assert preprocessing_fingerprint(uniform, vocab, packed) == preprocessing_fingerprint(
+        _tagging_instances(["B-PER", "O", "B-PER"]) * 9, vocab
+    )
+    for chunk in (1, 2, 7):
+        monkeypatch.setattr(fingerprint_module, "_CHUNK", chunk)
+        assert preprocessing_fingerprint(_mixed_instances(), vocab) == expected
+        wrapped = FingerprintingIterator(_mixed_instances(), vocab)
+        assert len(list(wrapped)) == len(_mixed_instances())
+        assert wrapped.fingerprint == expected
+
+
+def test_fingerprint_packed_instances_must_be_the_same_count():
+    from keel.common.errors import KeelError
+    from keel.data.batch import PackedInstances
+
+    instances = _many(4)
+    vocab = Vocabulary.from_instances(instances)
+    packed = PackedInstances.build(instances[:3], vocab)
+    with pytest.raises(KeelError, match="3 packed instances given for 4"):
+        preprocessing_fingerprint(instances, vocab, packed)
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        (["a\x00b", "c"], ["a", "b\x00c"]),  # NUL inside a token is not a separator
+        (["\x01\x03"], ["\x00"]),  # the escape character itself is escaped
+        (["", "ab"], ["a", "b"]),
+    ],
+)
+def test_fingerprint_token_strings_encode_unambiguously(one, two):
+    indexers = {"tokens": SingleIdTokenIndexer()}
+    vocab = Vocabulary()
+
+    def make(texts):
+        return [Instance({"tokens": TextField([Token(text) for text in texts], indexers)})]
+
+    first = preprocessing_fingerprint(make(one), vocab)
+    assert first.digest != preprocessing_fingerprint(make(two), vocab).digest
+    assert first == preprocessing_fingerprint(make(one), vocab)
+
+
+def test_fingerprint_label_namespaces_are_part_of_the_digest():
+    indexers = {"tokens": SingleIdTokenIndexer()}
+
+    def make(namespace):
+        return [
+            Instance(
+                {
+                    "tokens": TextField([Token("a")], indexers),
+                    "label": LabelField("x", label_namespace=namespace),
+                }
+            )
+        ]
+
+    vocab = Vocabulary(
+        tokens_to_add={"labels": ["x"], "other_labels": ["x"]},
+        non_padded_namespaces=["labels", "other_labels"],
+    )
+    assert (
+        preprocessing_fingerprint(make("labels"), vocab).digest
+        != preprocessing_fingerprint(make("other_labels"), vocab).digest
+    )
+
+
+def test_fingerprint_same_ids_whether_packed_as_arrays_or_as_rows():
+    """One shared indexer dict packs to flat arrays; an equal dict per field is indexed field
+    by field into lists. Same ids, so the same digest."""
+    words = [["Alice", "saw", "Bob"], [], ["", "x"], ["Bob"]]
+
+    def make(shared):
+        def indexers():
+            return {"tokens": SingleIdTokenIndexer(), "chars": TokenCharactersIndexer()}
+
+        one = indexers()
+        return [
+            Instance({"tokens": TextField([Token(w) for w in row], one if shared else indexers())})
+            for row in words
+        ]
+
+    vocab = Vocabulary.from_instances(make(True))
+    assert preprocessing_fingerprint(make(True), vocab) == preprocessing_fingerprint(
+        make(False), vocab
+    )
+
+
+def test_fingerprint_covers_token_strings_an_indexer_lowercases():
+    indexers = {"tokens": SingleIdTokenIndexer(lowercase_tokens=True)}
+
+    def make(text):
+        return [Instance({"tokens": TextField([Token(text)], indexers)})]
+
+    vocab = Vocabulary.from_instances(make("the"))
+    assert preprocessing_fingerprint(make("The"), vocab).oov["tokens"]["oov"] == 0
+    assert (
+        preprocessing_fingerprint(make("The"), vocab).digest
+        != preprocessing_fingerprint(make("the"), vocab).digest
+    )
+
+
+def test_fingerprint_covers_labels_of_a_padded_namespace():
+    indexers = {"tokens": SingleIdTokenIndexer()}
+
+    def make(label):
+        return [
+            Instance(
+                {
+                    "tokens": TextField([Token("a")], indexers),
+                    "label": LabelField(label, label_namespace="topics"),
+                }
+            )
+        ]
+
+    vocab = Vocabulary(tokens_to_add={"topics": ["sport"]})  # padded: unknown labels are OOV
+    one, two = (preprocessing_fingerprint(make(label), vocab) for label in ("art", "music"))
+    assert one.digest != two.digest
+    assert one.labels == {"label": {"art": 1}}

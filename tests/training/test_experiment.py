@@ -119,3 +119,28 @@ def test_experiment_second_run_takes_instances_from_the_cache(tmp_path, tiny_cla
     changed["dataset_reader"]["tokenizer"] = {"type": "word", "lowercase": True}
     (tmp_path / "e").mkdir()
     assert hits(changed, "e") == {"train": False, "validation": False}
+
+
+def test_experiment_manifest_fingerprints_equal_the_standalone_ones(
+    tmp_path, tiny_classifier_config
+):
+    """Training fingerprints the instances it packs for its loaders; a cache hit reuses the
+    stored fingerprint. Both must equal fingerprinting the file from scratch."""
+    from keel.guard.fingerprint import preprocessing_fingerprint
+    from keel.guard.preprocessing_cache import PreprocessingCache
+
+    cache = PreprocessingCache(tmp_path / "cache")
+    runs = [
+        train_model(tiny_classifier_config(1), tmp_path / name, quiet=True, cache=run_cache)
+        for name, run_cache in (("plain", None), ("miss", cache), ("hit", cache))
+    ]
+    archive = load_archive(runs[0].archive_path)
+    recorded = [
+        load_archive(run.archive_path).manifest["preprocessing_fingerprints"] for run in runs
+    ]
+    assert recorded[0] == recorded[1] == recorded[2]
+    readers = {"train": archive.dataset_reader, "validation": archive.validation_dataset_reader}
+    for role, reader in readers.items():
+        path = archive.config[f"{role}_data_path"]
+        expected = preprocessing_fingerprint(reader.read(path), archive.vocab)
+        assert recorded[0][role] == expected.to_dict()
