@@ -311,6 +311,10 @@ class Vocabulary(Registrable):
     def get_index_to_token_vocabulary(self, namespace: str = "tokens") -> dict[int, str]:
         return dict(enumerate(self._namespace(namespace)[1]))
 
+    def get_tokens(self, namespace: str = "tokens") -> list[str]:
+        """The tokens of ``namespace`` in index order (a copy)."""
+        return list(self._namespace(namespace)[1])
+
     def get_token_index(self, token: str, namespace: str = "tokens") -> int:
         """The index of ``token``; OOV's index in a padded namespace, an error otherwise."""
         mapping = self._namespace(namespace)[0]

@@ -22,7 +22,7 @@ import struct
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from importlib import resources
@@ -222,6 +222,7 @@ _KINDS = {
 _fields_of = attrgetter("fields")
 _text_of = attrgetter("text")
 _labels_of = attrgetter("labels")
+_label_of = attrgetter("label")
 # Chunk size when the caller gives no packed instances: bounds the memory of packing a stream.
 # The digest does not depend on it.
 _CHUNK = 4096
@@ -557,9 +558,15 @@ class _PreprocessingHasher:
         self._count_labels(name, dict(zip(labels, counts.tolist(), strict=True)))
 
     def _labels(
-        self, name: str, kind: str, fields: list[Any], labels: list[Any], ids: np.ndarray
+        self,
+        name: str,
+        kind: str,
+        fields: list[Any],
+        labels: Callable[[], list[str]],
+        ids: np.ndarray,
     ) -> None:
-        """Label ids, and their strings only where ids do not name them one to one."""
+        """Label ids, and their strings (``labels()``) only where ids do not name them one to
+        one."""
         self.streams.ints((name, kind, "ids"), ids)
         namespace = fields[0].label_namespace
         if fields[0].skip_indexing:
@@ -568,28 +575,28 @@ class _PreprocessingHasher:
             # A namespace without OOV: each id names one label, so the strings of the ids used
             # (hashed once, in ``result``) cover the labels.
             counts = self._mark_used(namespace, ids)
-            table = self.vocab.get_index_to_token_vocabulary(namespace)
+            table = self.vocab.get_tokens(namespace)
             used = np.flatnonzero(counts)
             labels_used = [table[value] for value in used.tolist()]
             self._count_labels(name, dict(zip(labels_used, counts[used].tolist(), strict=True)))
         else:
-            self.streams.strings((name, kind, "labels"), labels)
-            self._count_labels(name, labels)
+            strings = labels()
+            self.streams.strings((name, kind, "labels"), strings)
+            self._count_labels(name, strings)
 
     def _label_column(self, name: str, column: list[LabelField], pack: Any) -> None:
         if not isinstance(pack, ArrayPack):
             pack = LabelField.pack(column, self.vocab)
-        labels = list(map(attrgetter("label"), column))
-        self._labels(name, "label", column, labels, pack.values)
+        self._labels(name, "label", column, lambda: list(map(_label_of, column)), pack.values)
 
     def _sequence_column(self, name: str, column: list[SequenceLabelField], pack: Any) -> None:
         ragged = getattr(pack, "ragged", None)
         if not isinstance(ragged, RaggedIds):
             ragged = SequenceLabelField.pack(column, self.vocab).ragged
         self.streams.ints((name, "sequence_label", "lengths"), ragged.lengths)
-        labels = (
-            [] if column[0].skip_indexing else list(chain.from_iterable(map(_labels_of, column)))
-        )
+        def labels() -> list[str]:
+            return list(chain.from_iterable(map(_labels_of, column)))
+
         self._labels(name, "sequence_label", column, labels, ragged.flat)
         self._count_oov(column[0].label_namespace, ragged.flat)
 
@@ -675,7 +682,7 @@ class _PreprocessingHasher:
     def result(self) -> PreprocessingFingerprint:
         self._close_run()
         for namespace in sorted(self._used):
-            table = self.vocab.get_index_to_token_vocabulary(namespace)
+            table = self.vocab.get_tokens(namespace)
             used = np.flatnonzero(self._used[namespace])
             self.streams.ints(("@vocabulary", namespace, "ids"), used)
             self.streams.strings(("@vocabulary", namespace), [table[i] for i in used.tolist()])
@@ -784,8 +791,7 @@ def vocabulary_hash(vocab: Vocabulary) -> str:
     namespaces = sorted(vocab.get_namespaces())
     digest.update(_u32(len(namespaces)))
     for namespace in namespaces:
-        table = vocab.get_index_to_token_vocabulary(namespace)
-        tokens = [table[index] for index in range(len(table))]
+        tokens = vocab.get_tokens(namespace)
         digest.update(_str(namespace) + (b"P" if vocab.is_padded(namespace) else b"U"))
         digest.update(_strs(tokens))
     return digest.hexdigest()

@@ -166,3 +166,11 @@ def test_vocabulary_extension_cannot_unpad_a_namespace(fixtures_dir):
     vocab = Vocabulary.from_files(str(fixtures_dir / "vocabulary"))
     with pytest.raises(ConfigurationError, match="'tokens' is padded"):
         vocab.extend_from_instances([], non_padded_namespaces=["tokens"])
+
+
+def test_vocabulary_get_tokens_is_index_order_and_a_copy():
+    vocab = Vocabulary(tokens_to_add={"tokens": ["b", "a"]})
+    tokens = vocab.get_tokens("tokens")
+    assert tokens == ["@@PADDING@@", "@@UNKNOWN@@", "b", "a"]
+    tokens.append("c")
+    assert vocab.get_vocab_size("tokens") == 4
