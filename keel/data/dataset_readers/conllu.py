@@ -55,24 +55,29 @@ class ConlluDatasetReader(TaggingReader):
                 continue
             if line.startswith("#") or reader.bad:
                 continue
-            problem = self._problem(line, len(words) + 1)
+            parts = line.split("\t")
+            word_id = parts[0]
+            if (
+                len(parts) == 10
+                and word_id.isdecimal()
+                and int(word_id) == len(words) + 1
+                and parts[tag_column] != "_"
+            ):
+                words.append(parts[1])
+                tags.append(parts[tag_column])
+                continue
+            problem = self._problem(parts, len(words) + 1)
             if problem is not None:
                 message, code = problem
                 reader.fail(
                     DataError(message, path=file_path, line=line_number, excerpt=line, code=code)
                 )
-                continue
-            parts = line.split("\t")
-            if "-" in parts[0] or "." in parts[0]:
-                continue
-            words.append(parts[1])
-            tags.append(parts[tag_column])
+            # Otherwise a multiword-token range or an empty node: skipped.
         if words and not reader.bad:
             yield Sentence(words, tags)
 
-    def _problem(self, line: str, expected_id: int) -> tuple[str, str] | None:
-        """What is wrong with a word line, or None."""
-        parts = line.split("\t")
+    def _problem(self, parts: list[str], expected_id: int) -> tuple[str, str] | None:
+        """What is wrong with a word line (split on tabs), or None."""
         if len(parts) != 10:
             return (
                 f"{len(parts)} tab-separated column(s), expected 10 (ID FORM LEMMA UPOS XPOS "
@@ -82,7 +87,7 @@ class ConlluDatasetReader(TaggingReader):
         word_id = parts[0]
         if "-" in word_id or "." in word_id:
             return None
-        if not word_id.isdigit() or int(word_id) != expected_id:
+        if not word_id.isdecimal() or int(word_id) != expected_id:
             return (
                 f"word id {word_id!r} where {expected_id} was expected (ids count 1, 2, 3, ... "
                 "per sentence; ranges n-m and empty nodes n.k are skipped)",

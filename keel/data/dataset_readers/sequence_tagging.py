@@ -22,7 +22,7 @@ from keel.data.fields.sequence_label_field import SequenceLabelField
 from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
 from keel.data.token_indexers.token_indexer import TokenIndexer
-from keel.data.tokenizers.token import Token
+from keel.data.tokenizers.token import TokenCache
 
 OnError = Callable[[DataError], None] | None
 
@@ -52,6 +52,8 @@ class TaggingReader(DatasetReader):
         super().__init__(max_instances=max_instances)
         self.token_indexers = default_token_indexers(token_indexers)
         self.label_namespace = label_namespace
+        # Words carry only their text, so each distinct word is one shared token.
+        self._tokens = TokenCache()
 
     def read(self, file_path: str | Path, on_error: OnError = None) -> Iterator[Instance]:
         """Instances from ``file_path``; see the class docstring for ``on_error``."""
@@ -73,7 +75,7 @@ class TaggingReader(DatasetReader):
         self, tokens: list[str], tags: list[str] | None = None
     ) -> Instance:
         """An instance of ``tokens`` (words) and, when given, one tag per word."""
-        text_field = TextField([Token(word) for word in tokens], self.token_indexers)
+        text_field = TextField(list(map(self._tokens.__getitem__, tokens)), self.token_indexers)
         fields: dict[str, Field] = {
             "tokens": text_field,
             "metadata": MetadataField({"words": list(tokens)}),

@@ -72,6 +72,13 @@ def test_conllu_out_of_order_ids_are_reported(tmp_path):
     assert info.value.line == 9
 
 
+def test_conllu_non_ascii_digit_id_is_reported_not_crashed(tmp_path):
+    bad = CONLLU.replace("5\t.\t.", "\u2075\t.\t.")  # a superscript 5: isdigit, not int
+    with pytest.raises(DataError, match="where 5 was expected") as info:
+        list(ConlluDatasetReader().read(_write(tmp_path, bad)))
+    assert info.value.line == 9
+
+
 def test_conllu_missing_tag_is_reported(tmp_path):
     bad = CONLLU.replace("INTJ\tUH", "INTJ\t_")
     with pytest.raises(DataError, match="no XPOS") as info:

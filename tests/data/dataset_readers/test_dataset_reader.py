@@ -54,3 +54,27 @@ def test_dataset_reader_max_instances_stops_before_bad_lines(tmp_path):
 def test_dataset_reader_rejects_non_positive_max_instances():
     with pytest.raises(ValueError, match="max_instances"):
         _LinesReader(max_instances=0)
+
+
+def test_read_lines_numbers_lines_across_batches_and_reports_a_bad_byte(tmp_path):
+    from keel.data.dataset_readers.dataset_reader import read_lines
+
+    # Over a megabyte, so lines come in several decoded batches; one bad byte in the second.
+    lines = [f"line {i} é" for i in range(120_000)]
+    data = "\ufeff" + "\r\n".join(lines[:100_000]) + "\n" + "\n".join(lines[100_000:])
+    raw = bytearray(data.encode("utf-8"))
+    bad_at = raw.index(b"line 110000 ")
+    raw[bad_at : bad_at + 4] = b"l\xffne"
+    path = tmp_path / "big.txt"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as raised:
+        list(read_lines(str(path)))
+    assert raised.value.line == 110_001
+    errors_seen = []
+    read = list(read_lines(str(path), errors_seen.append))
+    assert [error.line for error in errors_seen] == [110_001]
+    assert len(read) == 119_999
+    assert read[0] == (1, "line 0 é")  # BOM and CR dropped
+    assert read[99_999] == (100_000, "line 99999 é")
+    assert read[-1] == (120_000, "line 119999 é")  # no final newline
+    assert all(number == int(text.split()[1]) + 1 for number, text in read)
