@@ -41,6 +41,7 @@ from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLa
 from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.packing import ArrayPack, NestedIds, RaggedIds
 from keel.data.token_indexers.token_indexer import IndexedRowsPack
+from keel.data.util import gc_paused
 from keel.guard.hashing import FileHash, hash_file
 
 if TYPE_CHECKING:
@@ -328,16 +329,22 @@ class _Tokens:
     def __init__(self, texts: list[str], lengths: np.ndarray) -> None:
         self.texts = texts
         self.lengths = lengths
-        self.ends = np.cumsum(lengths).tolist()
-        self.starts = [0, *self.ends[:-1]]
+        self._rows: list[list[str]] | None = None
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """Each instance's token texts."""
+        if self._rows is None:
+            texts = self.texts
+            ends = np.cumsum(self.lengths).tolist()
+            self._rows = [texts[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+        return self._rows
 
     def one(self, index: int) -> _Tokens:
-        return _Tokens(self.texts[self.starts[index] : self.ends[index]], self.lengths[index:][:1])
+        return _Tokens(self.rows[index], self.lengths[index:][:1])
 
     def equal(self, values: list[Any]) -> list[bool]:
-        texts = self.texts
-        rows = [texts[start:end] for start, end in zip(self.starts, self.ends, strict=True)]
-        return list(map(operator.eq, values, rows))
+        return list(map(operator.eq, values, self.rows))
 
 
 class _PreprocessingHasher:
@@ -374,8 +381,11 @@ class _PreprocessingHasher:
 
     def add(self, instances: Sequence[Instance], packed: PackedInstances | None = None) -> None:
         """Add ``instances`` in order; ``packed``: the same instances packed with the vocab."""
-        if not instances:
-            return
+        if instances:
+            with gc_paused():  # many short-lived lists, no cycles (see gc_paused)
+                self._add(instances, packed)
+
+    def _add(self, instances: Sequence[Instance], packed: PackedInstances | None) -> None:
         if packed is not None and len(packed) != len(instances):
             raise KeelError(f"{len(packed)} packed instances given for {len(instances)}")
         vocab = self.vocab
@@ -615,18 +625,23 @@ class _PreprocessingHasher:
         # The common shape, the same string keys everywhere, goes in a column at a time;
         # anything else one object at a time, with identical bytes.
         first = metadata[0]
+        columns = None
         if (
             type(first) is dict
             and set(map(type, metadata)) == {dict}
-            and len(set(map(tuple, metadata))) == 1
+            and set(map(len, metadata)) == {len(first)}
             and all(type(key) is str for key in first)
         ):
             keys = sorted(first)
+            try:  # same size and every key of the first present: the same keys
+                columns = [list(map(itemgetter(key), metadata)) for key in keys]
+            except KeyError:
+                columns = None
+        if columns is not None:
             count = len(metadata)
             self.streams.ints((*stream, "shape"), np.tile(np.array([0, len(keys)]), count))
             self.streams.bytes((*stream, "keys"), _nul_terminated(keys) * count)
-            for key in keys:
-                values = [item[key] for item in metadata]
+            for key, values in zip(keys, columns, strict=True):
                 self._metadata_values((*stream, "key", key), values, tokens)
         elif len(metadata) > 1:
             for index, item in enumerate(metadata):
@@ -642,17 +657,14 @@ class _PreprocessingHasher:
         list of strings (length, items) or any other value (length -1, its JSON)."""
         count = len(values)
         if set(map(type, values)) == {list}:
-            lengths = np.fromiter(map(len, values), dtype=np.int64, count=count)
-            flat = list(chain.from_iterable(values))
-            matches = tokens is not None and np.array_equal(lengths, tokens.lengths)
-            if matches and flat == tokens.texts:  # type: ignore[union-attr]
+            same = tokens.equal(values) if tokens is not None else [False] * count
+            if all(same):
                 self.streams.ints((*stream, "same"), np.ones(count, dtype=np.int64))
                 return
-            same = tokens.equal(values) if tokens is not None else [False] * count
-            if any(same):
-                keep = [not flag for flag in same]
-                lengths = lengths[np.array(keep, dtype=bool)]
-                flat = list(chain.from_iterable(compress(values, keep)))
+            keep = [not flag for flag in same]
+            rest = list(compress(values, keep))
+            lengths = np.fromiter(map(len, rest), dtype=np.int64, count=len(rest))
+            flat = list(chain.from_iterable(rest))
             try:
                 data = _nul_terminated(flat)
             except TypeError:  # not all strings: value by value below

@@ -75,10 +75,12 @@ class TaggingReader(DatasetReader):
         self, tokens: list[str], tags: list[str] | None = None
     ) -> Instance:
         """An instance of ``tokens`` (words) and, when given, one tag per word."""
-        text_field = TextField(list(map(self._tokens.__getitem__, tokens)), self.token_indexers)
+        shared = list(map(self._tokens.__getitem__, tokens))
+        text_field = TextField(shared, self.token_indexers)
         fields: dict[str, Field] = {
             "tokens": text_field,
-            "metadata": MetadataField({"words": list(tokens)}),
+            # The shared tokens' strings: one object per distinct word across the data set.
+            "metadata": MetadataField({"words": [token.text for token in shared]}),
         }
         if tags is not None:
             fields["tags"] = SequenceLabelField(list(tags), text_field, self.label_namespace)
