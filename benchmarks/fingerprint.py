@@ -97,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         cache = PreprocessingCache(directory)
         key = instances_key(file_hash, {"benchmark": args.format}, vocab)
-        store_s, _ = best_time(lambda: cache.store(key, instances, vocab), 1)
+        store_s, _ = best_time(lambda: cache.store(key, instances, vocab, fingerprint, packed), 1)
         load_s, loaded = best_time(lambda: cache.load(key, reader.token_indexers), args.repeats)
         assert preprocessing_fingerprint(loaded, vocab) == fingerprint
 

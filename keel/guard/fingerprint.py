@@ -604,6 +604,7 @@ class _PreprocessingHasher:
         if not isinstance(ragged, RaggedIds):
             ragged = SequenceLabelField.pack(column, self.vocab).ragged
         self.streams.ints((name, "sequence_label", "lengths"), ragged.lengths)
+
         def labels() -> list[str]:
             return list(chain.from_iterable(map(_labels_of, column)))
 

@@ -25,6 +25,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ from safetensors.numpy import load_file, save_file
 import keel
 from keel.common.errors import DataError, KeelError
 from keel.common.file_utils import atomic_directory, atomic_write_json
+from keel.data.batch import PackedInstances
 from keel.data.fields.label_field import LabelField
 from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField
-from keel.data.fields.text_field import TextField
+from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.instance import Instance, index_instances
+from keel.data.packing import ArrayPack, NestedIds, RaggedIds
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
@@ -178,8 +181,12 @@ class PreprocessingCache:
         instances: Sequence[Instance],
         vocab: Vocabulary,
         fingerprint: PreprocessingFingerprint | None = None,
+        packed: PackedInstances | None = None,
     ) -> Path | None:
         """Write ``instances`` (indexed with ``vocab`` first if needed) under ``key``.
+
+        ``packed``, the same instances packed with ``vocab``, gives the ids directly (no second
+        indexing pass).
 
         The entry also keeps the instances' preprocessing fingerprint (``fingerprint`` when the
         caller has it, else computed here), so a cache hit gets it without recomputing.
@@ -187,11 +194,13 @@ class PreprocessingCache:
         field type the cache does not know); the run then simply does not use the cache.
         """
         entry = self._entry("instances", key)
-        index_instances(instances, vocab)
+        if not _packs_cover(packed, instances):
+            packed = None
+            index_instances(instances, vocab)
         if fingerprint is None:
-            fingerprint = preprocessing_fingerprint(instances, vocab)
+            fingerprint = preprocessing_fingerprint(instances, vocab, packed)
         try:
-            arrays, strings, schema = _encode(instances)
+            arrays, strings, schema = _encode(instances, packed)
         except _Uncacheable as reason:
             logger.info("not caching these instances: %s", reason)
             return None
@@ -283,7 +292,7 @@ def _flat(values: Iterable[int | None]) -> np.ndarray:
 
 
 def _encode(
-    instances: Sequence[Instance],
+    instances: Sequence[Instance], packed: PackedInstances | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     if not instances:
         raise _Uncacheable("no instances")
@@ -298,8 +307,9 @@ def _encode(
         kind = type(column[0])
         if any(type(field) is not kind for field in column):
             raise _Uncacheable(f"field {name!r} has different types")
+        pack = packed.packs.get(name) if packed is not None else None
         if kind is TextField:
-            schema[name] = _encode_text(name, column, arrays, strings)
+            schema[name] = _encode_text(name, column, arrays, strings, pack)
         elif kind is LabelField:
             namespaces = {field.label_namespace for field in column}
             skips = {field.skip_indexing for field in column}
@@ -311,7 +321,10 @@ def _encode(
                 "skip_indexing": skips.pop(),
             }
             strings[name] = [field.label for field in column]
-            arrays[f"{name}/ids"] = _flat(field.label_id for field in column)
+            if isinstance(pack, ArrayPack):
+                arrays[f"{name}/ids"] = np.asarray(pack.values, dtype=np.int64)
+            else:
+                arrays[f"{name}/ids"] = _flat(field.label_id for field in column)
         elif kind is SequenceLabelField:
             namespaces = {field.label_namespace for field in column}
             if len(namespaces) != 1:
@@ -328,33 +341,56 @@ def _encode(
                 "sequence_field": source,
             }
             strings[name] = [list(field.labels) for field in column]
-            # SequenceLabelField keeps its ids privately; None means unindexed (-1 rows).
-            ids = [field._ids if field._ids is not None else [] for field in column]
-            arrays[f"{name}/ids"] = _flat(chain.from_iterable(ids))
-            arrays[f"{name}/lengths"] = _lengths(ids)
+            ragged = getattr(pack, "ragged", None)
+            if isinstance(ragged, RaggedIds):
+                arrays[f"{name}/ids"] = ragged.flat
+                arrays[f"{name}/lengths"] = ragged.lengths
+            else:
+                # SequenceLabelField keeps its ids privately; None means unindexed (-1 rows).
+                ids = [field._ids if field._ids is not None else [] for field in column]
+                arrays[f"{name}/ids"] = _flat(chain.from_iterable(ids))
+                arrays[f"{name}/lengths"] = _lengths(ids)
         elif kind is MetadataField:
             schema[name] = {"type": "metadata"}
-            try:
-                strings[name] = json.loads(json.dumps([field.metadata for field in column]))
-            except (TypeError, ValueError) as error:
-                raise _Uncacheable(f"metadata of {name!r} is not JSON: {error}") from error
-            if strings[name] != [field.metadata for field in column]:
-                raise _Uncacheable(f"metadata of {name!r} does not survive JSON unchanged")
+            metadata = [field.metadata for field in column]
+            if not _plain_json(metadata):
+                try:
+                    round_trip = json.loads(json.dumps(metadata))
+                except (TypeError, ValueError) as error:
+                    raise _Uncacheable(f"metadata of {name!r} is not JSON: {error}") from error
+                if round_trip != metadata:
+                    raise _Uncacheable(f"metadata of {name!r} does not survive JSON unchanged")
+            strings[name] = metadata
         else:
             raise _Uncacheable(f"field type {kind.__name__} of {name!r} is not cacheable")
     return arrays, strings, schema
 
 
 def _encode_text(
-    name: str, column: list[TextField], arrays: dict[str, np.ndarray], strings: dict[str, Any]
+    name: str,
+    column: list[TextField],
+    arrays: dict[str, np.ndarray],
+    strings: dict[str, Any],
+    pack: Any = None,
 ) -> dict[str, Any]:
     token_lists = [field.tokens for field in column]
     tokens = list(chain.from_iterable(token_lists))
-    if any(token.text_id is not None or token.type_id is not None for token in tokens):
+    if any(map(_has_ids, tokens)):
         raise _Uncacheable(f"tokens of {name!r} carry text_id/type_id")
     arrays[f"{name}/lengths"] = _lengths(token_lists)
-    arrays[f"{name}/idx"] = _flat(token.idx for token in tokens)
-    arrays[f"{name}/idx_end"] = _flat(token.idx_end for token in tokens)
+    arrays[f"{name}/idx"] = _flat(map(_idx_of, tokens))
+    arrays[f"{name}/idx_end"] = _flat(map(_idx_end_of, tokens))
+    if isinstance(pack, TextFieldPack):  # every indexer pack has columns (see _packs_cover)
+        strings[name] = pack.texts
+        return {
+            "type": "text",
+            "indexers": {
+                indexer_name: _encode_columns(
+                    f"{name}/{indexer_name}", pack.packs[indexer_name].columns(), arrays
+                )
+                for indexer_name in sorted(pack.packs)
+            },
+        }
     strings[name] = [token.text for token in tokens]
     indexed = [field.indexed for field in column]
     indexer_names = sorted(indexed[0])
@@ -362,23 +398,87 @@ def _encode_text(
     for indexer_name in indexer_names:
         if any(sorted(item) != indexer_names for item in indexed):
             raise _Uncacheable(f"text field {name!r} has different indexers")
-        keys = sorted(indexed[0][indexer_name])
-        outputs_schema[indexer_name] = {}
-        for key in keys:
-            rows = [item[indexer_name][key] for item in indexed]
-            prefix = f"{name}/{indexer_name}/{key}"
-            first = next((row for row in rows if row), None)
-            if first is not None and isinstance(first[0], list):
-                inner = list(chain.from_iterable(rows))
-                arrays[f"{prefix}/lengths"] = _lengths(rows)
-                arrays[f"{prefix}/inner_lengths"] = _lengths(inner)
-                arrays[f"{prefix}/values"] = _flat(chain.from_iterable(inner))
-                outputs_schema[indexer_name][key] = "nested"
-            else:
-                arrays[f"{prefix}/lengths"] = _lengths(rows)
-                arrays[f"{prefix}/values"] = _flat(chain.from_iterable(rows))
-                outputs_schema[indexer_name][key] = "flat"
+        outputs_schema[indexer_name] = {
+            key: _encode_rows(
+                f"{name}/{indexer_name}/{key}",
+                [item[indexer_name][key] for item in indexed],
+                arrays,
+            )
+            for key in sorted(indexed[0][indexer_name])
+        }
     return {"type": "text", "indexers": outputs_schema}
+
+
+def _encode_columns(
+    prefix: str, columns: Mapping[str, Any], arrays: dict[str, np.ndarray]
+) -> dict[str, str]:
+    """An indexer pack's outputs (RaggedIds, NestedIds or rows) as arrays; key -> layout."""
+    layouts = {}
+    for key in sorted(columns):
+        column = columns[key]
+        path = f"{prefix}/{key}"
+        if isinstance(column, RaggedIds):
+            arrays[f"{path}/lengths"] = column.lengths
+            arrays[f"{path}/values"] = column.flat
+            layouts[key] = "flat"
+        elif isinstance(column, NestedIds):
+            arrays[f"{path}/lengths"] = column.outer
+            arrays[f"{path}/inner_lengths"] = column.inner
+            arrays[f"{path}/values"] = column.flat
+            layouts[key] = "nested"
+        else:
+            layouts[key] = _encode_rows(path, column, arrays)
+    return layouts
+
+
+def _encode_rows(path: str, rows: list[list[Any]], arrays: dict[str, np.ndarray]) -> str:
+    first = next((row for row in rows if row), None)
+    if first is not None and isinstance(first[0], list):
+        inner = list(chain.from_iterable(rows))
+        arrays[f"{path}/lengths"] = _lengths(rows)
+        arrays[f"{path}/inner_lengths"] = _lengths(inner)
+        arrays[f"{path}/values"] = _flat(chain.from_iterable(inner))
+        return "nested"
+    arrays[f"{path}/lengths"] = _lengths(rows)
+    arrays[f"{path}/values"] = _flat(chain.from_iterable(rows))
+    return "flat"
+
+
+def _packs_cover(packed: PackedInstances | None, instances: Sequence[Instance]) -> bool:
+    """Whether ``packed`` holds every id the entry needs (else the instances get indexed).
+
+    Label packs always hold their ids, and a text column packed field by field was indexed by
+    packing; a text column needs every indexer's pack to expose its ``columns()``.
+    """
+    if packed is None or len(packed) != len(instances) or not packed.columns:
+        return False
+    return all(
+        all(
+            callable(getattr(indexer_pack, "columns", None)) for indexer_pack in pack.packs.values()
+        )
+        for pack in packed.packs.values()
+        if isinstance(pack, TextFieldPack)
+    )
+
+
+_idx_of = attrgetter("idx")
+_idx_end_of = attrgetter("idx_end")
+
+
+def _has_ids(token: Token) -> bool:
+    return token.text_id is not None or token.type_id is not None
+
+
+def _plain_json(metadata: list[Any]) -> bool:
+    """True for the common metadata shape, dicts of string keys to lists of strings, which
+    JSON keeps exactly (no round trip needed to check)."""
+    if set(map(type, metadata)) != {dict}:
+        return False
+    values = list(chain.from_iterable(item.values() for item in metadata))
+    keys = set(chain.from_iterable(metadata))
+    if not all(type(key) is str for key in keys) or set(map(type, values)) - {list}:
+        return False
+    return set(map(type, chain.from_iterable(values))) <= {str}
 
 
 # -- decoding -------------------------------------------------------------------------------------

@@ -219,7 +219,7 @@ def prepare_data(
         if cache and cached is None:
             _best_effort(
                 lambda role=role, key=key, fingerprint=fingerprint: cache.store(
-                    key, instances[role], vocab, fingerprint
+                    key, instances[role], vocab, fingerprint, packed[role]
                 )
             )
         logger.info(

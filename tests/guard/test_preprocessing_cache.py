@@ -215,3 +215,51 @@ def test_preprocessing_cache_vocabulary_round_trip(tmp_path):
     assert vocabulary_hash(cache.load_vocabulary(key)) == vocabulary_hash(vocab)
     other = vocabulary_key([hash_file(path)], READER_CONFIG, {"min_count": {"tokens": 2}})
     assert other.digest != key.digest and cache.load_vocabulary(other) is None
+
+
+def test_preprocessing_cache_entry_from_packs_equals_entry_from_indexed_instances(tmp_path):
+    """Training hands the cache its packed arrays; the entry must be the same as one written
+    from instances indexed field by field."""
+    from safetensors.numpy import load_file
+
+    from keel.data import LabelField
+    from keel.data.batch import PackedInstances
+
+    indexers = {"tokens": SingleIdTokenIndexer(), "chars": TokenCharactersIndexer()}
+
+    def make():
+        out = []
+        for i, words in enumerate([["Alice", "saw", "Bob"], ["x"], ["new", "words", "é"]]):
+            text = TextField([Token(word) for word in words], indexers)
+            tags = ["B", "O", "B"][: len(words)]
+            out.append(
+                Instance(
+                    {
+                        "tokens": text,
+                        "tags": SequenceLabelField(tags, text),
+                        "label": LabelField(str(i % 2)),
+                        "metadata": MetadataField({"words": words, "i": [str(i)]}),
+                    }
+                )
+            )
+        return out
+
+    vocab = Vocabulary.from_instances(make()[:2])
+    vocab.add_token_to_namespace("B", "labels")
+    cache = PreprocessingCache(tmp_path / "cache")
+    from_packs = make()
+    packed = PackedInstances.build(from_packs, vocab)
+    entries = [
+        cache.store(
+            instances_key(hash_file(__file__), {"n": n}, vocab), instances, vocab, None, pack
+        )
+        for n, (instances, pack) in enumerate([(make(), None), (from_packs, packed)])
+    ]
+    arrays = [load_file(str(entry / "arrays.safetensors")) for entry in entries]
+    assert arrays[0].keys() == arrays[1].keys()
+    assert all((arrays[0][key] == arrays[1][key]).all() for key in arrays[0])
+    strings = [json.loads((entry / "strings.json").read_text()) for entry in entries]
+    assert strings[0] == strings[1]
+    metas = [json.loads((entry / "meta.json").read_text()) for entry in entries]
+    assert metas[0]["schema"] == metas[1]["schema"]
+    assert metas[0]["fingerprint"] == metas[1]["fingerprint"]
