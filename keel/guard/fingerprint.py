@@ -618,7 +618,10 @@ class _PreprocessingHasher:
         if self._texts:
             texts, lengths = self._texts[min(self._texts)]
             reference = _Tokens(texts, lengths)
-        self._metadata((name, "metadata"), list(map(attrgetter("metadata"), column)), reference)
+        items = getattr(pack, "items", None)  # MetadataField.pack keeps the objects
+        if not isinstance(items, list) or len(items) != len(column):
+            items = list(map(attrgetter("metadata"), column))
+        self._metadata((name, "metadata"), items, reference)
 
     def _metadata(
         self, stream: tuple[str, ...], metadata: list[Any], tokens: _Tokens | None

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Self
 
 from keel.data.fields.field import Field
+from keel.data.packing import ListPack, Packed
+
+if TYPE_CHECKING:
+    from keel.data.vocabulary import Vocabulary
+
+_metadata_of = attrgetter("metadata")
 
 
 class MetadataField(Field):
@@ -18,6 +25,11 @@ class MetadataField(Field):
     @classmethod
     def batch(cls, fields: list[Self]) -> list[Any]:
         return [field.metadata for field in fields]
+
+    @classmethod
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+        # Nothing to index: keep the objects themselves, so a batch is one list lookup each.
+        return ListPack(list(map(_metadata_of, fields)), list)
 
     def __getitem__(self, key: Any) -> Any:
         return self.metadata[key]
