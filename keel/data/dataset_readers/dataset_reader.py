@@ -80,39 +80,24 @@ def read_lines(
     Decodes line by line, so a bad byte is reported with its line number: a ``DataError``
     raised, or passed to ``on_error`` and the line skipped.
     """
-    line_number = 0
     with open(file_path, "rb") as handle:
-        # About a megabyte of lines at a time, decoded in one call: UTF-8 never puts a 0x0A
-        # byte inside a character, so splitting the decoded text on "\n" gives the same lines.
-        # A batch that does not decode goes line by line to find the bad one.
-        while batch := handle.readlines(1 << 20):
-            if line_number == 0 and batch[0].startswith(b"\xef\xbb\xbf"):
-                batch[0] = batch[0][3:]
+        for line_number, raw in enumerate(handle, start=1):
+            if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
-                texts = b"".join(batch).decode("utf-8").split("\n")[: len(batch)]
-            except UnicodeDecodeError:
-                texts = None
-            if texts is not None:
-                for text in texts:
-                    line_number += 1
-                    yield line_number, text.rstrip("\r\n")
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad_line = DataError(
+                    f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
+                    path=file_path,
+                    line=line_number,
+                    excerpt=raw.decode("utf-8", errors="replace").rstrip("\r\n"),
+                )
+                if on_error is None:
+                    raise bad_line from None
+                on_error(bad_line)
                 continue
-            for raw in batch:
-                line_number += 1
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    bad_line = DataError(
-                        f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
-                        path=file_path,
-                        line=line_number,
-                        excerpt=raw.decode("utf-8", errors="replace").rstrip("\r\n"),
-                    )
-                    if on_error is None:
-                        raise bad_line from None
-                    on_error(bad_line)
-                    continue
-                yield line_number, line.rstrip("\r\n")
+            yield line_number, line.rstrip("\r\n")
 
 
 def default_token_indexers(
