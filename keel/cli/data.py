@@ -114,21 +114,44 @@ def fingerprint_command(
 ) -> None:
     """Fingerprint DATA as the config's (or archive's) reader, tokenizer and indexers see it.
 
-    With an archive the ids come from the model's vocabulary. With a config the vocabulary is
-    built from DATA itself (using the config's "vocabulary" section), so the digest is
-    comparable only with other config-based fingerprints of the same file.
+    With an archive the ids come from the model's vocabulary, and when DATA has the same bytes
+    as one of the training run's data files, its preprocessing is compared with what the run
+    recorded: exit 1 when it differs (same data, preprocessed differently here). With a config
+    the vocabulary is built from DATA itself (using the config's "vocabulary" section), so the
+    digest is comparable only with other config-based fingerprints of the same file.
     """
     from keel.common.file_utils import atomic_write_json
-    from keel.guard.fingerprint import fingerprint_data_file
+    from keel.guard.fingerprint import (
+        DIFFERS,
+        compare_with_recorded,
+        fingerprint_data_file,
+        recorded_role,
+    )
+    from keel.guard.hashing import hash_file
 
-    reader, vocab, config = _load_source(source, overrides, ext_var, include_package)
-    vocabulary_config = None if vocab is not None else config.get("vocabulary")
-    result = fingerprint_data_file(reader, data, vocab=vocab, vocabulary_config=vocabulary_config)
+    comparison = None
+    if _is_archive(source):
+        from keel.archive.model_archive import load_archive
+
+        archive = load_archive(source, include_packages=include_package)
+        # The split DATA was recorded as decides the reader: validation may differ from train.
+        role = recorded_role(archive.manifest, hash_file(data).sha256)
+        reader = archive.validation_dataset_reader if role not in (None, "train") else None
+        result = fingerprint_data_file(reader or archive.dataset_reader, data, vocab=archive.vocab)
+        comparison = compare_with_recorded(archive.manifest, result.file, result.preprocessing)
+    else:
+        reader, _, config = _load_source(source, overrides, ext_var, include_package)
+        result = fingerprint_data_file(reader, data, vocabulary_config=config.get("vocabulary"))
     document = result.to_dict()
+    if comparison is not None:
+        document["recorded"] = comparison.to_dict()
     if output is not None:
         atomic_write_json(output, document)
+    failed = comparison is not None and comparison.status == DIFFERS
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        if failed:
+            raise typer.Exit(EXIT_FAILED)
         return
     pre = result.preprocessing
     lines = [
@@ -148,7 +171,12 @@ def fingerprint_command(
         shown = ", ".join(f"{label}={count}" for label, count in list(counts.items())[:20])
         more = " ..." if len(counts) > 20 else ""
         lines.append(f"labels {name}: {shown}{more}")
+    if comparison is not None:
+        role = f" ({comparison.role})" if comparison.role else ""
+        lines.append(f"recorded      {comparison.status.upper()}{role}: {comparison.message}")
     typer.echo("\n".join(lines))
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("validate")

@@ -472,14 +472,30 @@ def _data(context: _Context) -> StepResult:
         return StepResult("data", SKIPPED, "no --data given")
     if context.model is None:
         return StepResult("data", SKIPPED, "no model could be rebuilt (see earlier steps)")
+    from keel.common.from_params import build
+    from keel.data.dataset_readers.dataset_reader import DatasetReader
+    from keel.guard.fingerprint import (
+        DIFFERS,
+        MATCH,
+        compare_with_recorded,
+        preprocessing_fingerprint,
+        recorded_role,
+    )
+    from keel.guard.hashing import hash_file
+
+    file_hash = hash_file(data)
+    reader = context.reader
+    if recorded_role(context.manifest, file_hash.sha256) == "train" and context.config:
+        reader = build(DatasetReader, context.config["dataset_reader"], path="dataset_reader")
+    instances = list(reader.read(data))
+    comparison = compare_with_recorded(
+        context.manifest, file_hash, preprocessing_fingerprint(instances, context.vocab)
+    )
     recorded = context.manifest.get("validation_metrics", {})
     metric_name = _validation_metric_name(context.config or {})
     expected = recorded.get(f"best_validation_{metric_name}")
     metrics = evaluate(
-        context.model,
-        list(context.reader.read(data)),
-        context.vocab,
-        batch_size=_batch_size(context.config or {}),
+        context.model, instances, context.vocab, batch_size=_batch_size(context.config or {})
     )
     actual = metrics.get(metric_name)
     details = {
@@ -488,12 +504,16 @@ def _data(context: _Context) -> StepResult:
         "measured": actual,
         "metrics": metrics,
         "tolerance": context.options.metric_tolerance,
+        "preprocessing": comparison.to_dict(),
     }
+    if comparison.status == DIFFERS:
+        return StepResult("data", FAIL, f"{Path(data).name}: {comparison.message}", details)
+    matched = f"; {comparison.message}" if comparison.status == MATCH else ""
     if expected is None or actual is None:
         return StepResult(
             "data",
             PASS,
-            f"measured {metric_name}={actual} (nothing recorded to compare with)",
+            f"measured {metric_name}={actual} (nothing recorded to compare with){matched}",
             details,
         )
     if abs(actual - expected) > context.options.metric_tolerance:
@@ -508,7 +528,7 @@ def _data(context: _Context) -> StepResult:
         "data",
         PASS,
         f"{metric_name} {actual:.4f} within {context.options.metric_tolerance} of "
-        f"the recorded {expected:.4f}",
+        f"the recorded {expected:.4f}{matched}",
         details,
     )
 

@@ -126,3 +126,67 @@ def test_data_cli_validate_clean_file_exits_0(files):
     result = runner.invoke(app, ["validate", str(config), str(train), "--max-errors", "5"])
     assert result.exit_code == 0, result.output
     assert "2 instances read; ok" in result.stdout
+
+
+def _title_cased(directory):
+    """The SST-2 sample, title-cased: a lowercasing tokenizer then matters."""
+    from tests.conftest import SST2_SAMPLE
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("train.tsv", "dev.tsv"):
+        header, *rows = (SST2_SAMPLE / name).read_text(encoding="utf-8").splitlines()
+        body = [row.split("\t")[0].title() + "\t" + row.split("\t")[1] for row in rows]
+        (directory / name).write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(archive, data folder): trained with a lowercasing word tokenizer on title-cased data."""
+    from keel.common.params import load_config
+    from keel.training.experiment import train_model
+    from tests.conftest import TINY_CLASSIFIER
+
+    root = tmp_path_factory.mktemp("fingerprint_archive")
+    data = _title_cased(root / "data")
+    config = load_config(TINY_CLASSIFIER, ext_vars={"data_dir": str(data), "epochs": "1"})
+    for reader in ("dataset_reader", "validation_dataset_reader"):
+        config[reader]["tokenizer"] = {"type": "word", "lowercase": True}
+    return train_model(config, root / "run", quiet=True).archive_path, data
+
+
+def test_data_cli_fingerprint_of_a_recorded_file_matches_the_archive(trained, tmp_path):
+    archive, data = trained
+    copy = tmp_path / "copied-dev.tsv"  # another path, same bytes: still recognised
+    shutil.copy(data / "dev.tsv", copy)
+    result = runner.invoke(app, ["fingerprint", str(archive), str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "recorded      MATCH (validation): same preprocessing" in result.stdout
+    # The train file is read with the train reader (240 instances, not the validation's 120).
+    result = runner.invoke(app, ["fingerprint", str(archive), str(data / "train.tsv")])
+    assert "recorded      MATCH (train)" in result.stdout, result.output
+    other = tmp_path / "other.tsv"
+    other.write_text(DATA, encoding="utf-8")
+    result = runner.invoke(app, ["fingerprint", str(archive), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recorded"]["status"] == "unrecorded"
+
+
+def test_data_cli_fingerprint_exits_1_when_recorded_data_is_preprocessed_differently(
+    trained, monkeypatch
+):
+    from keel.data.tokenizers.word_tokenizer import WordTokenizer
+
+    archive, data = trained
+    original = WordTokenizer.__init__
+
+    def no_longer_lowercases(self, lowercase: bool = False) -> None:
+        original(self, lowercase=False)
+
+    monkeypatch.setattr(WordTokenizer, "__init__", no_longer_lowercases)
+    result = runner.invoke(app, ["fingerprint", str(archive), str(data / "train.tsv")])
+    assert result.exit_code == 1, result.output
+    assert "recorded      DIFFERS (train): same bytes as the training run's train file" in (
+        result.stdout
+    )
+    assert "tokens OOV rate" in result.stdout

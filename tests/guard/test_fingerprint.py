@@ -597,3 +597,29 @@ def test_fingerprint_covers_labels_of_a_padded_namespace():
     one, two = (preprocessing_fingerprint(make(label), vocab) for label in ("art", "music"))
     assert one.digest != two.digest
     assert one.labels == {"label": {"art": 1}}
+
+
+def test_fingerprint_compare_with_recorded(tmp_path):
+    from keel.guard.fingerprint import compare_with_recorded
+
+    path = _write(tmp_path / "a.tsv", DATA)
+    vocab = _base_vocab(tmp_path)
+    fingerprint = preprocessing_fingerprint(_reader().read(path), vocab)
+    file_hash = hash_file(path)
+    manifest = {
+        "data_files": {"train": {"path": "elsewhere/a.tsv", **file_hash.to_dict()}},
+        "preprocessing_fingerprints": {"train": fingerprint.to_dict()},
+    }
+    assert compare_with_recorded(manifest, file_hash, fingerprint).status == "match"
+    lowered = preprocessing_fingerprint(_reader(lowercase=True).read(path), vocab)
+    differs = compare_with_recorded(manifest, file_hash, lowered)
+    assert (differs.status, differs.role) == ("differs", "train")
+    assert "tokens OOV rate 0.0 -> " in differs.message
+    old = {**fingerprint.to_dict(), "format": "keel-preprocessing-fingerprint/1"}
+    incomparable = compare_with_recorded(
+        {**manifest, "preprocessing_fingerprints": {"train": old}}, file_hash, fingerprint
+    )
+    assert incomparable.status == "incomparable"
+    assert "keel-preprocessing-fingerprint/1" in incomparable.message
+    other = hash_file(_write(tmp_path / "b.tsv", DATA + "x\t1\n"))
+    assert compare_with_recorded(manifest, other, fingerprint).status == "unrecorded"

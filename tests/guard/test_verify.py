@@ -246,3 +246,32 @@ def test_verify_new_required_constructor_argument_fails_config(plugin_archive, t
     assert steps["config"]["status"] == FAIL
     assert "model.temperature" in steps["config"]["reason"]
     assert steps["weights"]["status"] == SKIPPED
+
+
+def test_verify_data_step_checks_the_recorded_preprocessing(archive, tmp_path) -> None:
+    data = mixed_case_data(tmp_path / "data") / "dev.tsv"  # same bytes as the training run's
+    report = verify_archive(archive, data=str(data))
+    preprocessing = report.step("data").details["preprocessing"]
+    assert (preprocessing["status"], preprocessing["role"]) == ("match", "validation")
+    assert "same preprocessing as the training run's validation data" in report.step("data").reason
+
+
+def test_verify_data_step_fails_when_the_same_data_is_preprocessed_differently(
+    archive, tmp_path, monkeypatch
+) -> None:
+    from keel.data.tokenizers.word_tokenizer import WordTokenizer
+
+    original = WordTokenizer.__init__
+
+    def no_longer_lowercases(self, lowercase: bool = False) -> None:
+        original(self, lowercase=False)
+
+    monkeypatch.setattr(WordTokenizer, "__init__", no_longer_lowercases)
+    data = mixed_case_data(tmp_path / "data") / "dev.tsv"
+    step = verify_archive(archive, data=str(data)).step("data")
+    assert step.status == FAIL
+    assert "same bytes as the training run's validation file, but preprocessed differently" in (
+        step.reason
+    )
+    assert "tokens OOV rate" in step.reason
+    assert set(step.details["preprocessing"]["differences"]) == {"oov"}
