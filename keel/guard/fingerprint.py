@@ -129,6 +129,8 @@ class PreprocessingFingerprint:
     lengths: dict[str, dict[int, int]] = dataclass_field(default_factory=dict)
     oov: dict[str, dict[str, float]] = dataclass_field(default_factory=dict)
     labels: dict[str, dict[str, int]] = dataclass_field(default_factory=dict)
+    #: how ``digest`` was computed; a record from another keel may carry an older format
+    format: str = PREPROCESSING_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
         lengths = {}
@@ -143,7 +145,7 @@ class PreprocessingFingerprint:
                 "histogram": {str(length): histogram[length] for length in sorted(histogram)},
             }
         return {
-            "format": PREPROCESSING_FORMAT,
+            "format": self.format,
             "digest": self.digest,
             "instances": self.instances,
             "lengths": lengths,
@@ -157,6 +159,7 @@ class PreprocessingFingerprint:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PreprocessingFingerprint:
         return cls(
+            format=str(data.get("format", PREPROCESSING_FORMAT)),
             digest=str(data["digest"]),
             instances=int(data["instances"]),
             lengths={

@@ -47,6 +47,7 @@ from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
 from keel.guard.fingerprint import (
+    PREPROCESSING_FORMAT,
     PreprocessingFingerprint,
     preprocessing_fingerprint,
     vocabulary_hash,
@@ -93,6 +94,7 @@ def instances_key(
     """
     material = {
         "format": CACHE_FORMAT,
+        "fingerprint_format": PREPROCESSING_FORMAT,
         "kind": "instances",
         "data_sha256": _file_sha256(data_file),
         "reader": dict(reader_config),
@@ -230,9 +232,11 @@ class PreprocessingCache:
         meta_path = self._entry("instances", key) / "meta.json"
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            return PreprocessingFingerprint.from_dict(meta["fingerprint"])
+            fingerprint = PreprocessingFingerprint.from_dict(meta["fingerprint"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        # An entry from a keel that computed fingerprints differently: the caller recomputes.
+        return fingerprint if fingerprint.format == PREPROCESSING_FORMAT else None
 
     def get_or_create(
         self,

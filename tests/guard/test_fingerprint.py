@@ -239,6 +239,8 @@ def test_fingerprint_statistics(tmp_path):
     assert stats["oov"]["tokens"] == {"items": 26, "oov": 3, "rate": round(3 / 26, 6)}
     assert stats["labels"]["label"] == {"0": 2, "1": 2, "2": 1}
     assert PreprocessingFingerprint.from_dict(stats).to_dict() == stats
+    older = {**stats, "format": "keel-preprocessing-fingerprint/1"}
+    assert PreprocessingFingerprint.from_dict(older).to_dict() == older  # never relabelled
 
 
 def _tagging_instances(tags, words=("Alice", "saw", "Bob")):

@@ -263,3 +263,22 @@ def test_preprocessing_cache_entry_from_packs_equals_entry_from_indexed_instance
     metas = [json.loads((entry / "meta.json").read_text()) for entry in entries]
     assert metas[0]["schema"] == metas[1]["schema"]
     assert metas[0]["fingerprint"] == metas[1]["fingerprint"]
+
+
+def test_preprocessing_cache_ignores_a_fingerprint_of_another_format(tmp_path):
+    """An entry written by a keel that fingerprinted differently must not hand its digest out
+    under today's format name: the caller recomputes it."""
+    from keel.guard.fingerprint import PREPROCESSING_FORMAT
+
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    assert key.material["fingerprint_format"] == PREPROCESSING_FORMAT
+    entry = cache.store(key, list(reader.read(path)), vocab)
+    assert cache.fingerprint(key) is not None
+    meta_path = entry / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["fingerprint"]["format"] = "keel-preprocessing-fingerprint/1"
+    meta_path.write_text(json.dumps(meta))
+    assert cache.fingerprint(key) is None
+    assert cache.load(key, reader.token_indexers) is not None  # the instances are still good
