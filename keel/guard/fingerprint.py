@@ -353,10 +353,11 @@ class _Tokens:
 class _PreprocessingHasher:
     """Feeds instances into the digest and the statistics, a run of one layout at a time.
 
-    Every column of a run goes in whole: token texts as one NUL-joined string, ids as the flat
-    int64 arrays packing made (``PackedInstances``), so hashing costs C-level passes over
-    arrays, not Python code per token. Runs of instances with one layout are recorded in a
-    layout stream, so instances with different fields stay distinguishable.
+    Every column of a run goes in whole, from what packing made (``PackedInstances``): ids as
+    the flat int64 arrays, token strings as one NUL-joined string (only the out-of-vocabulary
+    ones where ids determine the rest). Hashing then costs C-level passes over arrays, not
+    Python code per token. Runs of instances with one layout are recorded in a layout stream,
+    so instances with different fields stay distinguishable.
     """
 
     def __init__(self, vocab: Vocabulary) -> None:
