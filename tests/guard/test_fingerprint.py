@@ -474,7 +474,7 @@ def _mixed_instances():
 
 
 def test_fingerprint_does_not_depend_on_packing_or_chunk_size(monkeypatch):
-    import keel.guard.fingerprint as fingerprint_module
+    import keel.guard.fingerprint.preprocessing as fingerprint_module
     from keel.data.batch import PackedInstances
 
     vocab = Vocabulary.from_instances(_mixed_instances())

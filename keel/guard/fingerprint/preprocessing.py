@@ -1,40 +1,22 @@
-"""Preprocessing and tokenizer-behaviour fingerprints.
-
-Both reduce what keel's data pipeline *produced* to a sha256 over canonical bytes built here
-(little-endian packed integers, length-prefixed UTF-8), never over ``hash()`` or ``repr``, so the
-same data through the same pipeline gives the same digest in every process and on every platform.
-Strings are NUL-terminated UTF-8 where a list of them goes in as one join (see
-``_nul_terminated``).
-
-- ``preprocessing_fingerprint``: the indexed instances of one data file (order-sensitive; field
-  names, token strings, token ids, lengths, labels) plus summary statistics.
-- ``tokenizer_fingerprint``: a fixed, versioned probe corpus (``probe_corpus/vN.txt``) run through
-  a tokenizer and its token indexers; keeps each line's tokens so a mismatch can be shown.
-- ``vocabulary_hash``: the namespaces and tokens of a vocabulary, in index order.
+"""The preprocessing fingerprint: the indexed instances of one data file reduced to one digest
+(order-sensitive; field names, token strings, token ids, lengths, labels) plus statistics.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import operator
-import struct
-import sys
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from importlib import resources
 from itertools import chain, compress, islice
 from operator import attrgetter, itemgetter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keel.common import errors
-from keel.common.errors import GuardError, KeelError
+from keel.common.errors import KeelError
 from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
@@ -42,77 +24,25 @@ from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.packing import ArrayPack, NestedIds, RaggedIds
 from keel.data.token_indexers.token_indexer import IndexedRowsPack
 from keel.data.util import gc_paused
-from keel.guard.hashing import FileHash, hash_file
+from keel.guard.fingerprint.canonical import (
+    I64,
+    canonical_json,
+    nul_terminated,
+    string_bytes,
+    strings_bytes,
+    u32,
+)
 
 if TYPE_CHECKING:
     from keel.data.batch import PackedInstances
     from keel.data.instance import Instance
     from keel.data.token_indexers.token_indexer import TokenIndexer
-    from keel.data.tokenizers.tokenizer import Tokenizer
     from keel.data.vocabulary import Vocabulary
 
-PREPROCESSING_FORMAT = "keel-preprocessing-fingerprint/2"
-TOKENIZER_FORMAT = "keel-tokenizer-fingerprint/1"
-VOCABULARY_FORMAT = "keel-vocabulary-hash/1"
 
-#: Every released probe corpus and the sha256 of its file. Released files are never edited.
-PROBE_CORPORA: dict[str, str] = {
-    "v1": "20663b1aba114a0cf0cf2aff56d8a2f31d400092ec53ce2541720cd59ffb501d",
-}
-DEFAULT_PROBE_CORPUS = "v1"
+PREPROCESSING_FORMAT = "keel-preprocessing-fingerprint/2"
 
 _OOV_INDEX = 1  # padded namespaces: 0 is padding, 1 is @@UNKNOWN@@ (docs/architecture.md)
-_BIG_ENDIAN = sys.byteorder == "big"
-_U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
-
-
-# -- canonical bytes ------------------------------------------------------------------------------
-
-
-def _u32(value: int) -> bytes:
-    return _U32.pack(value)
-
-
-def _str(text: str) -> bytes:
-    data = text.encode("utf-8", "surrogatepass")
-    return _U32.pack(len(data)) + data
-
-
-def _strs(texts: list[str]) -> bytes:
-    """A list of strings: count, each length in code points, then the UTF-8 of their join.
-
-    The lengths make the join unambiguous without escaping, and cost one C-level pass.
-    """
-    lengths = array("I", map(len, texts))
-    if _BIG_ENDIAN:
-        lengths.byteswap()
-    joined = "".join(texts).encode("utf-8", "surrogatepass")
-    return _U32.pack(len(texts)) + lengths.tobytes() + _U32.pack(len(joined)) + joined
-
-
-def _ints(values: Any) -> bytes:
-    """A (possibly nested) list of ints: a tag, the count, then packed int64s or the children."""
-    if values and type(values[0]) is list:
-        return b"N" + _U32.pack(len(values)) + b"".join(_ints(child) for child in values)
-    packed = array("q", values)
-    if _BIG_ENDIAN:
-        packed.byteswap()
-    return b"F" + _U32.pack(len(packed)) + packed.tobytes()
-
-
-def _json(value: Any) -> str:
-    """Canonical JSON for metadata; objects JSON cannot express count only by their type."""
-    try:
-        text = json.dumps(
-            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=True
-        )
-    except (TypeError, ValueError):
-        text = "<" + type(value).__qualname__ + ">"
-    return text
-
-
-# -- preprocessing fingerprint --------------------------------------------------------------------
 
 
 @dataclass
@@ -192,29 +122,13 @@ class _Streams:
         self.bytes(name, np.ascontiguousarray(values, dtype="<i8").data)
 
     def strings(self, name: tuple[str, ...], texts: list[str]) -> None:
-        self.bytes(name, _nul_terminated(texts))
+        self.bytes(name, nul_terminated(texts))
 
     def digest(self, header: bytes) -> str:
-        digest = hashlib.sha256(header + _u32(len(self._hashes)))
+        digest = hashlib.sha256(header + u32(len(self._hashes)))
         for name in sorted(self._hashes):
-            digest.update(_strs(list(name)) + self._hashes[name].digest())
+            digest.update(strings_bytes(list(name)) + self._hashes[name].digest())
         return digest.hexdigest()
-
-
-def _nul_terminated(texts: list[str]) -> bytes:
-    """Each string's UTF-8 followed by NUL, with NUL and \\x01 inside a string escaped.
-
-    The escape makes the encoding injective; strings without either character (all real
-    tokens) take one C-level join, checked by counting the separators.
-    """
-    if not texts:
-        return b""
-    joined = "\x00".join(texts)
-    if "\x01" in joined or joined.count("\x00") != len(texts) - 1:
-        joined = "\x00".join(
-            text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x03") for text in texts
-        )
-    return (joined + "\x00").encode("utf-8", "surrogatepass")
 
 
 _KINDS = {
@@ -648,7 +562,7 @@ class _PreprocessingHasher:
         if columns is not None:
             count = len(metadata)
             self.streams.ints((*stream, "shape"), np.tile(np.array([0, len(keys)]), count))
-            self.streams.bytes((*stream, "keys"), _nul_terminated(keys) * count)
+            self.streams.bytes((*stream, "keys"), nul_terminated(keys) * count)
             for key, values in zip(keys, columns, strict=True):
                 self._metadata_values((*stream, "key", key), values, tokens)
         elif len(metadata) > 1:
@@ -656,7 +570,7 @@ class _PreprocessingHasher:
                 self._metadata(stream, [item], tokens.one(index) if tokens else None)
         else:
             self.streams.ints((*stream, "shape"), [1, 0])
-            self.streams.strings((*stream, "json"), [_json(first)])
+            self.streams.strings((*stream, "json"), [canonical_json(first)])
 
     def _metadata_values(
         self, stream: tuple[str, ...], values: list[Any], tokens: _Tokens | None
@@ -674,7 +588,7 @@ class _PreprocessingHasher:
             lengths = np.fromiter(map(len, rest), dtype=np.int64, count=len(rest))
             flat = list(chain.from_iterable(rest))
             try:
-                data = _nul_terminated(flat)
+                data = nul_terminated(flat)
             except TypeError:  # not all strings: value by value below
                 pass
             else:
@@ -692,11 +606,11 @@ class _PreprocessingHasher:
             return
         self.streams.ints((*stream, "same"), [0])
         self.streams.ints((*stream, "lengths"), [-1])
-        self.streams.strings((*stream, "items"), [_json(value)])
+        self.streams.strings((*stream, "items"), [canonical_json(value)])
 
     def _other_column(self, name: str, column: list[Any], pack: Any) -> None:
         # A field type this module does not know: its readable form (its class is in the layout).
-        texts = [_json(field.human_readable_repr()) for field in column]
+        texts = [canonical_json(field.human_readable_repr()) for field in column]
         self.streams.strings((name, "other"), texts)
 
     def result(self) -> PreprocessingFingerprint:
@@ -706,7 +620,7 @@ class _PreprocessingHasher:
             used = np.flatnonzero(self._used[namespace])
             self.streams.ints(("@vocabulary", namespace, "ids"), used)
             self.streams.strings(("@vocabulary", namespace), [table[i] for i in used.tolist()])
-        digest = self.streams.digest(_str(PREPROCESSING_FORMAT) + _I64.pack(self.instances))
+        digest = self.streams.digest(string_bytes(PREPROCESSING_FORMAT) + I64.pack(self.instances))
         oov = {
             namespace: {
                 "items": items,
@@ -800,385 +714,3 @@ class FingerprintingIterator:
         if self._result is None:
             raise KeelError("the fingerprint is ready only once every instance has been read")
         return self._result
-
-
-# -- vocabulary -----------------------------------------------------------------------------------
-
-
-def vocabulary_hash(vocab: Vocabulary) -> str:
-    """sha256 of every namespace (sorted by name): padded or not, and its tokens in index order."""
-    digest = hashlib.sha256(_str(VOCABULARY_FORMAT))
-    namespaces = sorted(vocab.get_namespaces())
-    digest.update(_u32(len(namespaces)))
-    for namespace in namespaces:
-        tokens = vocab.get_tokens(namespace)
-        digest.update(_str(namespace) + (b"P" if vocab.is_padded(namespace) else b"U"))
-        digest.update(_strs(tokens))
-    return digest.hexdigest()
-
-
-# -- tokenizer fingerprint ------------------------------------------------------------------------
-
-
-def probe_corpus_bytes(version: str = DEFAULT_PROBE_CORPUS) -> bytes:
-    """The raw bytes of a released probe corpus, checked against its pinned sha256."""
-    expected = PROBE_CORPORA.get(version)
-    if expected is None:
-        known = ", ".join(sorted(PROBE_CORPORA))
-        raise GuardError(
-            f"unknown probe corpus version {version!r} (this keel knows: {known})",
-            code=errors.FINGERPRINT_MISMATCH,
-        )
-    data = resources.files("keel.guard").joinpath("probe_corpus", f"{version}.txt").read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise GuardError(
-            f"probe corpus {version} is damaged: sha256 {actual}, expected {expected}; released "
-            "probe corpora must never change (check for end-of-line conversion by git)",
-            code=errors.FINGERPRINT_MISMATCH,
-        )
-    return data
-
-
-def load_probe_corpus(version: str = DEFAULT_PROBE_CORPUS) -> list[str]:
-    """The probe lines of a corpus version, split on ``\\n`` only (see probe_corpus/README.md)."""
-    lines = probe_corpus_bytes(version).decode("utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-@dataclass
-class TokenizerFingerprint:
-    """How a tokenizer and its indexers treat the probe corpus: one digest, plus per line the
-    token count, a short digest (token strings and ids) and the token strings themselves."""
-
-    corpus_version: str
-    digest: str
-    token_counts: list[int]
-    line_digests: list[str]
-    tokens: list[list[str]]
-    #: sha256 of each component's ``fingerprint_material()`` (a transformer tokenizer's
-    #: tokenizer.json and normalisation settings), by component
-    materials: dict[str, str] = dataclass_field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "materials": dict(self.materials),
-            "format": TOKENIZER_FORMAT,
-            "corpus_version": self.corpus_version,
-            "corpus_sha256": PROBE_CORPORA.get(self.corpus_version),
-            "digest": self.digest,
-            "token_counts": list(self.token_counts),
-            "line_digests": list(self.line_digests),
-            "tokens": [list(line) for line in self.tokens],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TokenizerFingerprint:
-        fmt = data.get("format", TOKENIZER_FORMAT)
-        if fmt != TOKENIZER_FORMAT:
-            raise GuardError(
-                f"unsupported tokenizer fingerprint format {fmt!r} (expected {TOKENIZER_FORMAT})",
-                code=errors.BAD_ENV_DOCUMENT,
-            )
-        return cls(
-            corpus_version=str(data["corpus_version"]),
-            digest=str(data["digest"]),
-            token_counts=[int(n) for n in data["token_counts"]],
-            line_digests=[str(d) for d in data["line_digests"]],
-            tokens=[[str(t) for t in line] for line in data["tokens"]],
-            materials={str(k): str(v) for k, v in dict(data.get("materials") or {}).items()},
-        )
-
-
-@dataclass(frozen=True)
-class LineDiff:
-    """One probe line that a tokenizer/indexers now treat differently."""
-
-    line: int  # 1-based line number in the probe corpus
-    text: str
-    old_tokens: list[str]
-    new_tokens: list[str]
-
-    @property
-    def same_tokens(self) -> bool:
-        """True when only the ids changed (e.g. a different vocabulary), not the tokens."""
-        return self.old_tokens == self.new_tokens
-
-    def render(self) -> str:
-        text = json.dumps(self.text, ensure_ascii=False)
-        if self.same_tokens:
-            return (
-                f"line {self.line} {text}: same {len(self.new_tokens)} tokens, different ids\n"
-                f"  tokens: {json.dumps(self.new_tokens, ensure_ascii=False)}"
-            )
-        return (
-            f"line {self.line} {text}:\n"
-            f"  old ({len(self.old_tokens)}): {json.dumps(self.old_tokens, ensure_ascii=False)}\n"
-            f"  new ({len(self.new_tokens)}): {json.dumps(self.new_tokens, ensure_ascii=False)}"
-        )
-
-
-def tokenizer_fingerprint(
-    tokenizer: Tokenizer,
-    token_indexers: Mapping[str, TokenIndexer],
-    vocab: Vocabulary,
-    corpus_version: str = DEFAULT_PROBE_CORPUS,
-) -> TokenizerFingerprint:
-    """Run the probe corpus through ``tokenizer`` and each of ``token_indexers`` with ``vocab``.
-
-    Reads the vocabulary only; an indexer that rejects a token (a non-padded namespace) records
-    the error code for that line instead of failing.
-    """
-    lines = load_probe_corpus(corpus_version)
-    tokenized = tokenizer.batch_tokenize(lines)
-    names = sorted(token_indexers)
-    digest = hashlib.sha256(_str(TOKENIZER_FORMAT) + _str(corpus_version) + _u32(len(lines)))
-    materials = component_materials(tokenizer, token_indexers)
-    for name, material_digest in sorted(materials.items()):
-        digest.update(_str(name) + _str(material_digest))
-    counts: list[int] = []
-    line_digests: list[str] = []
-    texts_per_line: list[list[str]] = []
-    for tokens in tokenized:
-        texts = [token.text for token in tokens]
-        parts = [_strs(texts), _u32(len(names))]
-        for name in names:
-            parts.append(_str(name))
-            try:
-                outputs = token_indexers[name].tokens_to_indices(tokens, vocab)
-            except KeelError as error:
-                parts.append(b"E" + _str(error.code))
-                continue
-            parts.append(_u32(len(outputs)))
-            for key in sorted(outputs):
-                parts.append(_str(key) + _ints(outputs[key]))
-        line_digest = hashlib.sha256(b"".join(parts)).digest()
-        digest.update(line_digest)
-        counts.append(len(tokens))
-        line_digests.append(line_digest[:8].hex())
-        texts_per_line.append(texts)
-    return TokenizerFingerprint(
-        corpus_version=corpus_version,
-        digest=digest.hexdigest(),
-        token_counts=counts,
-        line_digests=line_digests,
-        tokens=texts_per_line,
-        materials=materials,
-    )
-
-
-def component_materials(tokenizer: Any, token_indexers: Mapping[str, Any]) -> dict[str, str]:
-    """sha256 of ``fingerprint_material()`` for the tokenizer and each indexer that has one.
-
-    Covers what the probe corpus may not exercise: a word-piece vocabulary entry, a normaliser
-    setting in tokenizer.json.
-    """
-    components = {"tokenizer": tokenizer, **{f"indexer:{k}": v for k, v in token_indexers.items()}}
-    materials = {}
-    for name, component in components.items():
-        material = getattr(component, "fingerprint_material", None)
-        if callable(material):
-            materials[name] = hashlib.sha256(material()).hexdigest()
-    return materials
-
-
-def diff_tokenizer_fingerprints(
-    old: TokenizerFingerprint, new: TokenizerFingerprint, limit: int | None = 5
-) -> list[LineDiff]:
-    """The first ``limit`` probe lines (all when None) treated differently, old vs new."""
-    if old.corpus_version != new.corpus_version:
-        raise GuardError(
-            f"cannot compare tokenizer fingerprints taken with different probe corpora "
-            f"({old.corpus_version} vs {new.corpus_version})",
-            code=errors.FINGERPRINT_MISMATCH,
-        )
-    if old.digest == new.digest:
-        return []
-    lines = load_probe_corpus(old.corpus_version)
-    diffs: list[LineDiff] = []
-    for index, (old_digest, new_digest) in enumerate(
-        zip(old.line_digests, new.line_digests, strict=True)
-    ):
-        if old_digest != new_digest:
-            diffs.append(LineDiff(index + 1, lines[index], old.tokens[index], new.tokens[index]))
-            if limit is not None and len(diffs) >= limit:
-                break
-    return diffs
-
-
-# -- against what a training run recorded ---------------------------------------------------------
-
-MATCH, DIFFERS, INCOMPARABLE, UNRECORDED = "match", "differs", "incomparable", "unrecorded"
-
-
-@dataclass(frozen=True)
-class RecordedComparison:
-    """A data file's preprocessing fingerprint against the one an archive recorded for it.
-
-    ``role`` is the training run's split (train, validation, test) whose recorded file has the
-    same sha256, None when none does. ``status``: ``match``, ``differs``, ``incomparable`` (the
-    record has another fingerprint format) or ``unrecorded``.
-    """
-
-    status: str
-    role: str | None
-    message: str
-    differences: dict[str, Any] = dataclass_field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "role": self.role,
-            "message": self.message,
-            "differences": self.differences,
-        }
-
-
-def recorded_role(manifest: Mapping[str, Any], sha256: str) -> str | None:
-    """The split (train, validation, test) whose recorded data file has this sha256."""
-    fingerprints = manifest.get("preprocessing_fingerprints") or {}
-    for role, entry in (manifest.get("data_files") or {}).items():
-        if role in fingerprints and isinstance(entry, Mapping) and entry.get("sha256") == sha256:
-            return str(role)
-    return None
-
-
-def compare_with_recorded(
-    manifest: Mapping[str, Any], file_hash: FileHash, fingerprint: PreprocessingFingerprint
-) -> RecordedComparison:
-    """Compare ``fingerprint`` (of the file ``file_hash``) with what the archive recorded."""
-    role = recorded_role(manifest, file_hash.sha256)
-    if role is None:
-        return RecordedComparison(
-            UNRECORDED,
-            None,
-            "not one of the training run's data files (by sha256): nothing recorded to compare",
-        )
-    recorded = manifest["preprocessing_fingerprints"][role]
-    recorded_format = recorded.get("format")
-    if recorded_format != PREPROCESSING_FORMAT:
-        return RecordedComparison(
-            INCOMPARABLE,
-            role,
-            f"the {role} fingerprint was recorded as {recorded_format!r}; this keel computes "
-            f"{PREPROCESSING_FORMAT!r}, so digests cannot be compared",
-        )
-    if recorded.get("digest") == fingerprint.digest:
-        return RecordedComparison(
-            MATCH, role, f"same preprocessing as the training run's {role} data"
-        )
-    now = fingerprint.to_dict()
-    differences = {
-        section: {"recorded": recorded.get(section), "now": now[section]}
-        for section in ("instances", "lengths", "oov", "labels")
-        if recorded.get(section) != now[section]
-    }
-    if differences:
-        detail = "; ".join(_describe_difference(name, diff) for name, diff in differences.items())
-    else:
-        detail = (
-            "counts, lengths, OOV rates and labels agree; token strings, ids or the indexers' "
-            "settings differ (the tokenizer fingerprint shows which tokens)"
-        )
-    return RecordedComparison(
-        DIFFERS,
-        role,
-        f"same bytes as the training run's {role} file, but preprocessed differently: {detail}",
-        differences,
-    )
-
-
-def _describe_difference(section: str, difference: Mapping[str, Any]) -> str:
-    recorded, now = difference["recorded"], difference["now"]
-    if section == "instances":
-        return f"{recorded} instances then, {now} now"
-    if section == "lengths":
-        parts = []
-        for name in sorted(set(recorded or {}) | set(now)):
-            old, new = (recorded or {}).get(name) or {}, now.get(name) or {}
-            if old != new:
-                parts.append(f"{name} mean length {old.get('mean')} -> {new.get('mean')}")
-        return ", ".join(parts) or "length histograms differ"
-    if section == "oov":
-        parts = []
-        for name in sorted(set(recorded or {}) | set(now)):
-            old, new = (recorded or {}).get(name) or {}, now.get(name) or {}
-            if old != new:
-                parts.append(f"{name} OOV rate {old.get('rate')} -> {new.get('rate')}")
-        return ", ".join(parts)
-    return "label counts differ"
-
-
-# -- one data file, end to end --------------------------------------------------------------------
-
-
-@dataclass
-class DataFingerprint:
-    """Everything keel records about one data file: raw bytes, preprocessing and tokenizer."""
-
-    file: FileHash
-    preprocessing: PreprocessingFingerprint
-    tokenizer: TokenizerFingerprint | None
-    vocabulary_sha256: str
-    #: "archive" (the model's vocabulary) or "data" (built from this file, see below)
-    vocabulary_source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file.to_dict(),
-            "preprocessing": self.preprocessing.to_dict(),
-            "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
-            "vocabulary_sha256": self.vocabulary_sha256,
-            "vocabulary_source": self.vocabulary_source,
-        }
-
-
-def reader_tokenizer_fingerprint(
-    reader: Any, vocab: Vocabulary, corpus_version: str = DEFAULT_PROBE_CORPUS
-) -> TokenizerFingerprint | None:
-    """The tokenizer fingerprint of a dataset reader's ``tokenizer`` and ``token_indexers``.
-
-    A reader of pre-tokenized data (no ``tokenizer``) splits on whitespace, so the probe corpus
-    goes through the whitespace tokenizer; a reader without ``token_indexers`` gives None.
-    """
-    from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
-
-    token_indexers = getattr(reader, "token_indexers", None)
-    if not token_indexers:
-        return None
-    tokenizer = getattr(reader, "tokenizer", None) or WhitespaceTokenizer()
-    return tokenizer_fingerprint(tokenizer, token_indexers, vocab, corpus_version)
-
-
-def fingerprint_data_file(
-    reader: Any,
-    data_path: str | Path,
-    vocab: Vocabulary | None = None,
-    vocabulary_config: Mapping[str, Any] | None = None,
-) -> DataFingerprint:
-    """Hash, read, index and fingerprint one data file with ``reader``.
-
-    With ``vocab`` (an archive's) the ids are the model's. Without it the vocabulary is built
-    from this file itself (with ``vocabulary_config``, the config's ``vocabulary`` section, when
-    given): the digest then describes the file's own preprocessing, comparable only with other
-    fingerprints computed the same way.
-    """
-    from keel.common.from_params import build
-    from keel.data.vocabulary import Vocabulary
-
-    file_hash = hash_file(data_path)
-    instances = list(reader.read(data_path))
-    source = "archive"
-    if vocab is None:
-        source = "data"
-        config = dict(vocabulary_config or {})
-        vocab = build(Vocabulary, config, path="vocabulary", extras={"instances": instances})
-    return DataFingerprint(
-        file=file_hash,
-        preprocessing=preprocessing_fingerprint(instances, vocab),
-        tokenizer=reader_tokenizer_fingerprint(reader, vocab),
-        vocabulary_sha256=vocabulary_hash(vocab),
-        vocabulary_source=source,
-    )
