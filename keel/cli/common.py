@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -40,6 +41,23 @@ ExtVar = Annotated[
     list[str],
     typer.Option("--ext-var", help="name=value for std.extVar in Jsonnet (repeatable)."),
 ]
+
+
+_LOG_HANDLER_NAME = "keel-cli"
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """Send keel's log records (epoch summaries, progress away from a terminal) to stderr.
+
+    INFO, or WARNING with ``quiet``. Idempotent: a second call adjusts the one handler.
+    """
+    package_logger = logging.getLogger("keel")
+    package_logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(handler.get_name() == _LOG_HANDLER_NAME for handler in package_logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_LOG_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_logger.addHandler(handler)
 
 
 def keel_errors_exit(function: F) -> F:

@@ -14,6 +14,7 @@ from keel.cli.common import (
     ExtVar,
     IncludePackage,
     Overrides,
+    configure_logging,
     console,
     keel_errors_exit,
     write_json_lines,
@@ -40,7 +41,9 @@ def train(
     include_package: IncludePackage = [],  # noqa: B006
     recover: Annotated[bool, typer.Option("--recover", help="Resume an interrupted run.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the directory.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress bars or progress log lines.")
+    ] = False,
     cache_dir: Annotated[
         Path | None,
         typer.Option("--cache-dir", help="Preprocessing cache (default ~/.cache/keel)."),
@@ -59,6 +62,7 @@ def train(
     from keel.guard.preprocessing_cache import PreprocessingCache
     from keel.training.experiment import train_model
 
+    configure_logging(quiet)
     import_plugins(include_package)
     params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
     result = train_model(

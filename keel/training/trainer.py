@@ -47,6 +47,18 @@ METRICS_FILE = "metrics.json"
 TRAINING_STATE_FORMAT = 1
 # The progress bar and the NaN check run at most this often, so they cost nothing per batch.
 _REFRESH_INTERVAL_S = 0.1
+# Away from a terminal, progress goes to the log this often.
+_LOG_INTERVAL_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m``, ``4m05s`` or ``12s``."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
 
 
 class Trainer(Registrable):
@@ -253,7 +265,14 @@ class GradientDescentTrainer(Trainer):
                 epoch, start_epoch, duration, train_metrics, validation_metrics, is_best
             )
             self.metrics_history.append(metrics)
-            logger.info("epoch %d/%d: %s", epoch + 1, self.num_epochs, _summary(metrics))
+            logger.info(
+                "epoch %d/%d done: %s%s, %s elapsed",
+                epoch + 1,
+                self.num_epochs,
+                _summary(metrics, ["loss", *self.tracker.names, "accuracy"]),
+                " (best so far)" if is_best else "",
+                _duration(duration),
+            )
             if is_best:
                 self.best_weights = _cpu_copy(self.model.state_dict())
             if self.serialization_dir is not None:
@@ -375,10 +394,49 @@ class GradientDescentTrainer(Trainer):
 
     @contextlib.contextmanager
     def _progress(self, epoch: int, total: int | None) -> Iterator[Any]:
-        """Yield ``advance(batches, loss, metrics)``: a rich progress bar, or a no-op when quiet or
-        not on a terminal."""
-        if self.quiet or not sys.stderr.isatty():
+        """Yield ``advance(batches, loss, metrics)``: a rich progress bar on a terminal, a log
+        line every ``_LOG_INTERVAL_S`` elsewhere (batch jobs, CI), nothing when quiet."""
+        if self.quiet:
             yield lambda batches, loss, metrics: None
+            return
+        # Per-label metrics would push the status off the line: show the loss, the metrics
+        # that select the best epoch, and accuracy.
+        shown = ["loss", *self.tracker.names, "accuracy"]
+        shown = [name for index, name in enumerate(shown) if name not in shown[:index]]
+
+        def status(loss: float, metrics: Mapping[str, Any]) -> str:
+            values = {**metrics, "loss": loss}
+            return " ".join(
+                f"{name} {float(values[name]):.4f}"
+                for name in shown
+                if isinstance(values.get(name), int | float)
+            )
+
+        if not sys.stderr.isatty():
+            started = last_logged = time.monotonic()
+
+            def log(batches: int, loss: float, metrics: Mapping[str, Any]) -> None:
+                nonlocal last_logged
+                now = time.monotonic()
+                if now - last_logged < _LOG_INTERVAL_S:
+                    return
+                last_logged = now
+                elapsed = now - started
+                done = f"{batches}/{total}" if total else str(batches)
+                left = ""
+                if total and batches:
+                    left = f", about {_duration(elapsed * (total - batches) / batches)} left"
+                logger.info(
+                    "epoch %d/%d: %s batches, %s, %s elapsed%s",
+                    epoch + 1,
+                    self.num_epochs,
+                    done,
+                    status(loss, metrics),
+                    _duration(elapsed),
+                    left,
+                )
+
+            yield log
             return
         from rich.console import Console
         from rich.progress import (
@@ -404,19 +462,8 @@ class GradientDescentTrainer(Trainer):
             "train", total=total, epoch=f"{epoch + 1}/{self.num_epochs}", status=""
         )
 
-        # Per-label metrics would push the bar off the line: show the loss, the metrics that
-        # select the best epoch, and accuracy.
-        shown = ["loss", *self.tracker.names, "accuracy"]
-        shown = [name for index, name in enumerate(shown) if name not in shown[:index]]
-
         def advance(batches: int, loss: float, metrics: Mapping[str, Any]) -> None:
-            values = {**metrics, "loss": loss}
-            status = " ".join(
-                f"{name} {float(values[name]):.4f}"
-                for name in shown
-                if isinstance(values.get(name), int | float)
-            )
-            progress.update(task, completed=batches, status=status)
+            progress.update(task, completed=batches, status=status(loss, metrics))
             progress.refresh()
 
         with progress:
@@ -617,9 +664,13 @@ def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
 
-def _summary(metrics: Mapping[str, Any]) -> str:
+def _summary(metrics: Mapping[str, Any], names: list[str]) -> str:
+    """``training_loss=0.6628, validation_loss=0.7149, ...`` for ``names`` (when present);
+    every metric is in metrics_epoch_N.json."""
+    keys = [f"{split}_{name}" for split in ("training", "validation") for name in names]
+    shown = [key for index, key in enumerate(keys) if key not in keys[:index]]
     return ", ".join(
-        f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in metrics.items()
-        if key.startswith(("training_", "validation_")) and not key.startswith("training_d")
+        f"{key}={metrics[key]:.4f}" if isinstance(metrics[key], float) else f"{key}={metrics[key]}"
+        for key in shown
+        if key in metrics
     )

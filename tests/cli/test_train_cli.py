@@ -149,3 +149,13 @@ def test_cli_train_killed_mid_run_recovers_bit_identical(tmp_path) -> None:
     full_metrics = json.loads((uninterrupted / "metrics.json").read_text())
     resumed_metrics = json.loads((interrupted / "metrics.json").read_text())
     assert resumed_metrics["best_validation_accuracy"] == full_metrics["best_validation_accuracy"]
+
+
+def test_cli_train_logs_its_progress_to_stderr_unless_quiet(tmp_path) -> None:
+    """Run as a batch job (stderr is a pipe, not a terminal): the log says what happens."""
+    args = [arg for arg in train_args(tmp_path / "run", 1, "--no-cache") if arg != "--quiet"]
+    result = keel(*args)
+    assert "INFO keel.training.experiment: train: 240 instances" in result.stderr
+    assert "INFO keel.training.trainer: epoch 1/1 done: training_loss=" in result.stderr
+    quiet = keel(*train_args(tmp_path / "quiet", 1, "--no-cache"))
+    assert "INFO" not in quiet.stderr

@@ -543,3 +543,39 @@ def test_trainer_recovers_bit_identically_after_sigkill(tmp_path):
     killed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert killed["validation_loss"] == whole["validation_loss"]
     assert killed["best_epoch"] == whole["best_epoch"]
+
+
+def test_trainer_logs_progress_away_from_a_terminal(monkeypatch, caplog):
+    """A batch job has no progress bar: progress and each epoch's summary go to the log."""
+    import logging
+
+    import keel.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "_LOG_INTERVAL_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with caplog.at_level(logging.INFO, logger="keel.training.trainer"):
+        _trainer(num_epochs=2, quiet=False).train()
+    messages = [record.getMessage() for record in caplog.records]
+    batches = len(_loader(TRAIN))
+    progress = [m for m in messages if m.startswith("epoch 1/2: ") and " batches, loss " in m]
+    assert progress and progress[-1].startswith(f"epoch 1/2: {batches}/{batches} batches, loss ")
+    assert all(", about " in m and m.endswith(" left") for m in progress)
+    done = [m for m in messages if m.startswith("epoch 2/2 done: training_loss=")]
+    assert len(done) == 1 and "validation_accuracy=" in done[0] and "elapsed" in done[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="keel.training.trainer"):
+        _trainer(num_epochs=1, quiet=True).train()
+    assert not [r for r in caplog.records if " batches, " in r.getMessage()]
+
+
+def test_trainer_duration_format():
+    from keel.training.trainer import _duration
+
+    assert [_duration(s) for s in (0, 59.9, 61, 3599, 3600, 7322)] == [
+        "0s",
+        "59s",
+        "1m01s",
+        "59m59s",
+        "1h00m",
+        "2h02m",
+    ]
