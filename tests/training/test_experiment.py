@@ -144,3 +144,23 @@ def test_experiment_manifest_fingerprints_equal_the_standalone_ones(
         path = archive.config[f"{role}_data_path"]
         expected = preprocessing_fingerprint(reader.read(path), archive.vocab)
         assert recorded[0][role] == expected.to_dict()
+
+
+def test_experiment_hands_packs_only_to_loaders_that_take_them():
+    """A custom loader written against the one-argument index_with keeps working."""
+    from keel.data import MultiProcessDataLoader
+    from keel.data.batch import PackedInstances
+    from keel.training.experiment import _index_loader
+    from tests.training.test_trainer import TRAIN, VOCAB
+
+    class OneArgumentLoader:
+        def index_with(self, vocab):
+            self.vocab = vocab
+
+    packed = PackedInstances.build(TRAIN, VOCAB)
+    old_style = OneArgumentLoader()
+    _index_loader(old_style, VOCAB, packed)
+    assert old_style.vocab is VOCAB
+    loader = MultiProcessDataLoader(TRAIN, batch_size=4)
+    _index_loader(loader, VOCAB, packed)
+    assert loader._packed is packed
