@@ -1,6 +1,6 @@
 """Run every benchmark in sequence and print their tables (figures go to benchmarks/README.md).
 
-    python benchmarks/run_all.py [--sst2 DIR] [--ud DIR] [--archive model.tar.gz]
+python benchmarks/run_all.py [--sst2 DIR] [--ud DIR] [--archive model.tar.gz]
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ batch with a few numpy gathers (``Packed.take``) instead of walking Python objec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +40,10 @@ class RaggedIds:
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         return cls(flat, lengths)
+
+    def to_rows(self) -> list[list[int]]:
+        """Each row's ids as a list."""
+        return _split(self.flat.tolist(), self.lengths.tolist())
 
     def take(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``indices`` padded with 0 to the longest of them, and the mask of real ids."""
@@ -72,6 +77,10 @@ class NestedIds:
         self.item_offsets = np.zeros(len(inner), dtype=np.int64)
         if len(inner) > 1:
             np.cumsum(inner[:-1], out=self.item_offsets[1:])
+
+    def to_rows(self) -> list[list[list[int]]]:
+        """Each row's items, each a list of ids."""
+        return _split(_split(self.flat.tolist(), self.inner.tolist()), self.outer.tolist())
 
     def take(self, indices: np.ndarray, min_inner: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``indices`` as (B, T, C) ids padded with 0 (C at least ``min_inner``), and the
@@ -114,3 +123,9 @@ class ListPack:
     def take(self, indices: np.ndarray) -> Any:
         items = self.items
         return self.batch_items([items[i] for i in indices.tolist()])
+
+
+def _split(values: list[Any], lengths: list[int]) -> list[list[Any]]:
+    """``values`` cut into consecutive pieces of ``lengths``."""
+    ends = list(accumulate(lengths))
+    return [values[start:end] for start, end in zip([0, *ends], ends, strict=False)]

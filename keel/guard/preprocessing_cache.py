@@ -37,12 +37,12 @@ import keel
 from keel.common.errors import DataError, KeelError
 from keel.common.file_utils import atomic_directory, atomic_write_json
 from keel.data.batch import PackedInstances
-from keel.data.fields.label_field import LabelField
+from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField
-from keel.data.fields.sequence_label_field import SequenceLabelField
+from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.instance import Instance, index_instances
-from keel.data.packing import ArrayPack, NestedIds, RaggedIds
+from keel.data.packing import ArrayPack, ListPack, NestedIds, RaggedIds
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
@@ -153,6 +153,23 @@ class PreprocessingCache:
         Every text field gets ``token_indexers`` (the reader's); their names must be the ones
         the entry was stored with.
         """
+        loaded = self._load(key, token_indexers, packed=False)
+        return loaded[0] if loaded is not None else None
+
+    def load_packed(
+        self, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer]
+    ) -> tuple[list[Instance], PackedInstances] | None:
+        """The cached instances and their packs, rebuilt from the stored arrays: neither
+        tokenizing nor indexing runs (a data loader batches from the packs). The instances
+        themselves are left unindexed. None on a miss or a damaged entry."""
+        loaded = self._load(key, token_indexers, packed=True)
+        if loaded is None or loaded[1] is None:
+            return None
+        return loaded[0], loaded[1]
+
+    def _load(
+        self, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer], packed: bool
+    ) -> tuple[list[Instance], PackedInstances | None] | None:
         entry = self._entry("instances", key)
         if not entry.is_dir():
             return None
@@ -161,7 +178,7 @@ class PreprocessingCache:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return _read_entry(entry, key, token_indexers)
+            return _read_entry(entry, key, token_indexers, packed)
         except (
             OSError,
             ValueError,
@@ -499,8 +516,9 @@ def _optional(values: list[int]) -> list[int | None]:
 
 
 def _read_entry(
-    entry: Path, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer]
-) -> list[Instance]:
+    entry: Path, key: CacheKey | str, token_indexers: Mapping[str, TokenIndexer], packed: bool
+) -> tuple[list[Instance], PackedInstances | None]:
+    """The entry's instances; with ``packed``, unindexed and with their packs, else indexed."""
     digest = key.digest if isinstance(key, CacheKey) else key
     meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
     if meta.get("format") != CACHE_FORMAT or meta.get("key") != digest:
@@ -509,6 +527,7 @@ def _read_entry(
     arrays = load_file(str(entry / "arrays.safetensors"))
     strings = json.loads((entry / "strings.json").read_text(encoding="utf-8"))
     columns: dict[str, list[Any]] = {}
+    packs: dict[str, Any] = {}
     schema: dict[str, Any] = meta["schema"]
     # Text fields first: sequence label fields point at them.
     order = sorted(schema, key=lambda name: schema[name]["type"] != "text")
@@ -516,28 +535,37 @@ def _read_entry(
         spec = schema[name]
         kind = spec["type"]
         if kind == "text":
-            columns[name] = _decode_text(name, spec, arrays, strings, token_indexers, count)
+            columns[name], packs[name] = _decode_text(
+                name, spec, arrays, strings, token_indexers, count, packed
+            )
         elif kind == "label":
             labels = strings[name]
-            ids = arrays[f"{name}/ids"].tolist()
+            ids = arrays[f"{name}/ids"]
             column = []
-            for label, label_id in zip(labels, ids, strict=True):
+            for label, label_id in zip(labels, ids.tolist(), strict=True):
                 field = LabelField(label, spec["namespace"], spec["skip_indexing"])
                 field.label_id = None if label_id < 0 else label_id
                 column.append(field)
             columns[name] = column
+            packs[name] = LabelPack(ids, spec["namespace"], spec["skip_indexing"])
         elif kind == "sequence_label":
-            rows = _split(arrays[f"{name}/ids"].tolist(), arrays[f"{name}/lengths"].tolist())
+            ragged = RaggedIds(arrays[f"{name}/ids"], arrays[f"{name}/lengths"])
+            rows = [] if packed else ragged.to_rows()
             texts = columns[spec["sequence_field"]]
             column = []
-            for labels, ids, text in zip(strings[name], rows, texts, strict=True):
+            for index, (labels, text) in enumerate(zip(strings[name], texts, strict=True)):
                 field = SequenceLabelField(labels, text, spec["namespace"])
-                if len(ids) == len(labels):
-                    field._ids = ids  # stored indexed; SequenceLabelField has no public setter
+                if not packed and len(rows[index]) == len(labels):
+                    field._ids = rows[index]  # stored indexed; no public setter
                 column.append(field)
             columns[name] = column
+            skips = {field.skip_indexing for field in column}
+            packs[name] = SequenceLabelPack(
+                ragged, spec["namespace"], skips.pop() if len(skips) == 1 else None
+            )
         elif kind == "metadata":
             columns[name] = [MetadataField(item) for item in strings[name]]
+            packs[name] = ListPack(strings[name], list)
         else:
             raise KeelError(f"unknown field type {kind!r} in cache entry")
         if len(columns[name]) != count:
@@ -545,9 +573,12 @@ def _read_entry(
     instances = []
     for row in range(count):
         instance = Instance({name: columns[name][row] for name in schema})
-        instance.indexed = True
+        instance.indexed = not packed
         instances.append(instance)
-    return instances
+    if not packed:
+        return instances, None
+    ordered = {name: packs[name] for name in schema}
+    return instances, PackedInstances(ordered, count, {name: columns[name] for name in schema})
 
 
 def _decode_text(
@@ -557,44 +588,52 @@ def _decode_text(
     strings: dict[str, Any],
     token_indexers: Mapping[str, TokenIndexer],
     count: int,
-) -> list[TextField]:
+    packed: bool,
+) -> tuple[list[TextField], TextFieldPack | None]:
     indexer_specs: dict[str, dict[str, str]] = spec["indexers"]
     if sorted(indexer_specs) != sorted(token_indexers):
         raise KeelError(
             f"entry indexes {name!r} with {sorted(indexer_specs)}, the reader with "
             f"{sorted(token_indexers)}"
         )
-    lengths = arrays[f"{name}/lengths"].tolist()
-    token = Token
+    lengths = arrays[f"{name}/lengths"]
+    texts = strings[name]
     tokens = list(
         map(
-            token,
-            strings[name],
+            Token,
+            texts,
             _optional(arrays[f"{name}/idx"].tolist()),
             _optional(arrays[f"{name}/idx_end"].tolist()),
         )
     )
-    token_rows = _split(tokens, lengths)
-    per_indexer: dict[str, dict[str, list[Any]]] = {}
+    token_rows = _split(tokens, lengths.tolist())
+    outputs: dict[str, dict[str, RaggedIds | NestedIds]] = {}
     for indexer_name, keys in indexer_specs.items():
-        per_indexer[indexer_name] = {}
+        outputs[indexer_name] = {}
         for key, shape in keys.items():
             prefix = f"{name}/{indexer_name}/{key}"
-            values = arrays[f"{prefix}/values"].tolist()
+            values, outer = arrays[f"{prefix}/values"], arrays[f"{prefix}/lengths"]
             if shape == "nested":
-                inner = _split(values, arrays[f"{prefix}/inner_lengths"].tolist())
-                rows = _split(inner, arrays[f"{prefix}/lengths"].tolist())
+                inner = arrays[f"{prefix}/inner_lengths"]
+                outputs[indexer_name][key] = NestedIds(outer, inner, values)
             else:
-                rows = _split(values, arrays[f"{prefix}/lengths"].tolist())
-            per_indexer[indexer_name][key] = rows
-    fields = []
+                outputs[indexer_name][key] = RaggedIds(values, outer)
     indexers = dict(token_indexers)
-    for row in range(count):
-        field = TextField(token_rows[row], indexers)
+    fields = [TextField(row, indexers) for row in token_rows]
+    if packed:
+        packs = {
+            indexer_name: indexers[indexer_name].pack_from_columns(columns, count)
+            for indexer_name, columns in outputs.items()
+        }
+        return fields, TextFieldPack(packs, texts, lengths)
+    rows = {
+        indexer_name: {key: column.to_rows() for key, column in columns.items()}
+        for indexer_name, columns in outputs.items()
+    }
+    for index, field in enumerate(fields):
         # TextField has no public setter for ids it did not compute; this is its own layout.
         field._indexed = {
-            indexer_name: {key: rows[row] for key, rows in outputs.items()}
-            for indexer_name, outputs in per_indexer.items()
+            indexer_name: {key: key_rows[index] for key, key_rows in by_key.items()}
+            for indexer_name, by_key in rows.items()
         }
-        fields.append(field)
-    return fields
+    return fields, None

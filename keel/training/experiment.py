@@ -206,12 +206,15 @@ def prepare_data(
     hits: dict[str, bool] = {}
     for role in paths:
         key = instances_key(hashes[role], sections[role], vocab)
-        cached = cache.load(key, readers[role].token_indexers) if cache else None
+        cached = cache.load_packed(key, readers[role].token_indexers) if cache else None
         hits[role] = cached is not None
-        instances[role] = cached if cached is not None else instances_of(role)
-        # Packed once here: the fingerprint hashes the packed arrays, the data loaders batch
-        # from them.
-        packed[role] = PackedInstances.build(instances[role], vocab)
+        if cached is not None:  # neither tokenized nor indexed again
+            instances[role], packed[role] = cached
+        else:
+            instances[role] = instances_of(role)
+            # Packed once here: the fingerprint hashes the packed arrays, the data loaders
+            # batch from them.
+            packed[role] = PackedInstances.build(instances[role], vocab)
         fingerprint = cache.fingerprint(key) if cached is not None and cache else None
         if fingerprint is None:
             fingerprint = preprocessing_fingerprint(instances[role], vocab, packed[role])

@@ -282,3 +282,63 @@ def test_preprocessing_cache_ignores_a_fingerprint_of_another_format(tmp_path):
     meta_path.write_text(json.dumps(meta))
     assert cache.fingerprint(key) is None
     assert cache.load(key, reader.token_indexers) is not None  # the instances are still good
+
+
+def _tagging(words_per_row):
+    from keel.data import LabelField
+
+    indexers = {"tokens": SingleIdTokenIndexer(), "chars": TokenCharactersIndexer()}
+    out = []
+    for i, words in enumerate(words_per_row):
+        text = TextField([Token(word) for word in words], indexers)
+        out.append(
+            Instance(
+                {
+                    "tokens": text,
+                    "tags": SequenceLabelField(["B", "O", "B", "O"][: len(words)], text),
+                    "label": LabelField(str(i % 2)),
+                    "metadata": MetadataField({"words": list(words)}),
+                }
+            )
+        )
+    return out
+
+
+def test_preprocessing_cache_hit_rebuilds_the_packs_without_tokenizing_or_indexing(
+    tmp_path, monkeypatch
+):
+    import numpy as np
+
+    from keel.data.batch import PackedInstances
+    from keel.data.instance import index_instances
+
+    rows = [["Alice", "saw", "Bob"], ["x"], ["new", "wörds", "é", "!"], []]
+    vocab = Vocabulary.from_instances(_tagging(rows[:2]))
+    vocab.add_token_to_namespace("B", "labels")
+    fresh = _tagging(rows)
+    fresh_packed = PackedInstances.build(fresh, vocab)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(__file__), {"tagging": 1}, vocab)
+    cache.store(key, fresh, vocab, None, fresh_packed)
+
+    def no_indexing(*args, **kwargs):
+        raise AssertionError("a cache hit must not index again")
+
+    for indexer in (SingleIdTokenIndexer, TokenCharactersIndexer):
+        monkeypatch.setattr(indexer, "pack", no_indexing)
+        monkeypatch.setattr(indexer, "tokens_to_indices", no_indexing)
+    loaded, packed = cache.load_packed(key, fresh[0]["tokens"].token_indexers)
+    assert not any(instance.indexed for instance in loaded)
+    for indices in ([0], [2, 0, 3], [1, 1, 2, 3]):
+        taken, expected = packed.take(np.array(indices)), fresh_packed.take(np.array(indices))
+        assert taken["metadata"] == expected["metadata"]
+        assert torch.equal(taken["label"], expected["label"])
+        assert torch.equal(taken["tags"], expected["tags"])
+        for indexer, outputs in expected["tokens"].items():
+            for name, tensor in outputs.items():
+                assert torch.equal(taken["tokens"][indexer][name], tensor), (indexer, name)
+    assert preprocessing_fingerprint(loaded, vocab, packed) == cache.fingerprint(key)
+    monkeypatch.undo()
+    index_instances(loaded, vocab)  # still ordinary instances: they index and collate
+    index_instances(fresh, vocab)  # packing alone leaves the fields themselves unindexed
+    assert torch.equal(collate(loaded)["tags"], collate(fresh)["tags"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,12 @@ class SingleIdTokenIndexer(TokenIndexer):
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
         flat = np.fromiter(map(get, texts, repeat(1)), dtype=np.int64, count=len(texts))
         return _SingleIdPack(RaggedIds(flat, lengths))
+
+    def pack_from_columns(self, columns: Mapping[str, Any], count: int) -> Packed:
+        ragged = columns.get("tokens")
+        if isinstance(ragged, RaggedIds) and len(columns) == 1:
+            return _SingleIdPack(ragged)
+        return super().pack_from_columns(columns, count)
 
     def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
         padded, mask = pad_1d([item["tokens"] for item in indexed])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,13 @@ class TokenCharactersIndexer(TokenIndexer):
         outer = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
         inner = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         return _CharactersPack(NestedIds(outer, inner, flat), self.min_padding_length)
+
+    def pack_from_columns(self, columns: Mapping[str, Any], count: int) -> Packed:
+        # Whatever the character tokenizer, batching the ids is pad_2d, which NestedIds does.
+        ids = columns.get("token_characters")
+        if isinstance(ids, NestedIds) and len(columns) == 1:
+            return _CharactersPack(ids, self.min_padding_length)
+        return super().pack_from_columns(columns, count)
 
     def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
         padded, mask = pad_2d(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from keel.common.errors import KeelError
 from keel.common.registry import Registrable
-from keel.data.packing import ListPack, Packed
+from keel.data.packing import ListPack, NestedIds, Packed, RaggedIds
 from keel.data.tokenizers.token import Token
 
 if TYPE_CHECKING:
@@ -75,6 +76,16 @@ class IndexedRowsPack(ListPack):
             return {key: [row[key] for row in rows] for key in keys}
         except KeyError:
             raise KeelError("the indexer gave different output keys across instances") from None
+
+    def pack_from_columns(self, columns: Mapping[str, Any], count: int) -> Packed:
+        """The pack ``pack`` makes, rebuilt from its ``columns()`` (a preprocessing cache entry
+        keeps them): output key -> ``RaggedIds``, ``NestedIds`` or per-field rows."""
+        per_key = {
+            key: column.to_rows() if isinstance(column, RaggedIds | NestedIds) else column
+            for key, column in columns.items()
+        }
+        rows = [{key: outputs[index] for key, outputs in per_key.items()} for index in range(count)]
+        return IndexedRowsPack(rows, self.batch_tensors)
 
     def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
         """Pad a batch of ``tokens_to_indices`` outputs (0 = padding), with a bool ``"mask"``."""
