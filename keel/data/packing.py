@@ -43,7 +43,7 @@ class RaggedIds:
 
     def to_rows(self) -> list[list[int]]:
         """Each row's ids as a list."""
-        return _split(self.flat.tolist(), self.lengths.tolist())
+        return split_by_lengths(self.flat.tolist(), self.lengths.tolist())
 
     def take(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``indices`` padded with 0 to the longest of them, and the mask of real ids."""
@@ -80,7 +80,9 @@ class NestedIds:
 
     def to_rows(self) -> list[list[list[int]]]:
         """Each row's items, each a list of ids."""
-        return _split(_split(self.flat.tolist(), self.inner.tolist()), self.outer.tolist())
+        return split_by_lengths(
+            split_by_lengths(self.flat.tolist(), self.inner.tolist()), self.outer.tolist()
+        )
 
     def take(self, indices: np.ndarray, min_inner: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``indices`` as (B, T, C) ids padded with 0 (C at least ``min_inner``), and the
@@ -125,7 +127,7 @@ class ListPack:
         return self.batch_items([items[i] for i in indices.tolist()])
 
 
-def _split(values: list[Any], lengths: list[int]) -> list[list[Any]]:
+def split_by_lengths(values: list[Any], lengths: list[int]) -> list[list[Any]]:
     """``values`` cut into consecutive pieces of ``lengths``."""
     ends = list(accumulate(lengths))
     return [values[start:end] for start, end in zip([0, *ends], ends, strict=False)]

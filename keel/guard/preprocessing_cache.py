@@ -24,7 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.instance import Instance, index_instances
-from keel.data.packing import ArrayPack, ListPack, NestedIds, RaggedIds
+from keel.data.packing import ArrayPack, ListPack, NestedIds, RaggedIds, split_by_lengths
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
@@ -505,12 +505,6 @@ def _plain_json(metadata: list[Any]) -> bool:
 # -- decoding -------------------------------------------------------------------------------------
 
 
-def _split(values: list[Any], lengths: list[int]) -> list[list[Any]]:
-    ends = list(accumulate(lengths))
-    starts = [0, *ends[:-1]]
-    return [values[start:end] for start, end in zip(starts, ends, strict=True)]
-
-
 def _optional(values: list[int]) -> list[int | None]:
     return [None if value < 0 else value for value in values]
 
@@ -606,7 +600,7 @@ def _decode_text(
             _optional(arrays[f"{name}/idx_end"].tolist()),
         )
     )
-    token_rows = _split(tokens, lengths.tolist())
+    token_rows = split_by_lengths(tokens, lengths.tolist())
     outputs: dict[str, dict[str, RaggedIds | NestedIds]] = {}
     for indexer_name, keys in indexer_specs.items():
         outputs[indexer_name] = {}

@@ -54,17 +54,13 @@ class TokenIndexer(Registrable):
         """Index every token list and pack the result for repeated batching by index.
 
         ``texts``, when given, is every token's text in order (``TextField.pack`` extracts it
-        once for all indexers). The pack's ``rows`` holds each list's ``tokens_to_indices``.
+        once for all indexers).
         """
         return IndexedRowsPack(self.batch_tokens_to_indices(token_lists, vocab), self.batch_tensors)
 
 
 class IndexedRowsPack(ListPack):
     """An indexer's outputs per instance, batched by the indexer's ``batch_tensors``."""
-
-    @property
-    def rows(self) -> list[dict[str, list[Any]]]:
-        return self.items
 
     def columns(self) -> dict[str, list[list[Any]]]:
         """Output key -> each instance's ids under it; every instance must have the same keys."""

@@ -21,7 +21,7 @@ from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
-from keel.data.packing import ArrayPack, NestedIds, RaggedIds
+from keel.data.packing import ArrayPack, NestedIds, RaggedIds, split_by_lengths
 from keel.data.token_indexers.token_indexer import IndexedRowsPack
 from keel.data.util import gc_paused
 from keel.guard.fingerprint.canonical import (
@@ -252,9 +252,7 @@ class _Tokens:
     def rows(self) -> list[list[str]]:
         """Each instance's token texts."""
         if self._rows is None:
-            texts = self.texts
-            ends = np.cumsum(self.lengths).tolist()
-            self._rows = [texts[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+            self._rows = split_by_lengths(self.texts, self.lengths.tolist())
         return self._rows
 
     def one(self, index: int) -> _Tokens:
