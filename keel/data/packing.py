@@ -7,7 +7,7 @@ batch with a few numpy gathers (``Packed.take``) instead of walking Python objec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 from typing import Any, Protocol
 
@@ -125,6 +125,12 @@ class ListPack:
     def take(self, indices: np.ndarray) -> Any:
         items = self.items
         return self.batch_items([items[i] for i in indices.tolist()])
+
+
+def shared_value(values: Iterable[Any]) -> Any:
+    """The one value every item has, or None when they differ (or there are none)."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
 
 
 def split_by_lengths(values: list[Any], lengths: list[int]) -> list[list[Any]]:

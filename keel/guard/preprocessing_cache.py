@@ -38,11 +38,11 @@ from keel.common.errors import DataError, KeelError
 from keel.common.file_utils import atomic_directory, atomic_write_json
 from keel.data.batch import PackedInstances
 from keel.data.fields.label_field import LabelField, LabelPack
-from keel.data.fields.metadata_field import MetadataField
+from keel.data.fields.metadata_field import MetadataField, MetadataPack
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.instance import Instance, index_instances
-from keel.data.packing import ArrayPack, ListPack, NestedIds, RaggedIds, split_by_lengths
+from keel.data.packing import ArrayPack, NestedIds, RaggedIds, shared_value, split_by_lengths
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 from keel.data.vocabulary import Vocabulary
@@ -553,13 +553,11 @@ def _read_entry(
                     field._ids = rows[index]  # stored indexed; no public setter
                 column.append(field)
             columns[name] = column
-            skips = {field.skip_indexing for field in column}
-            packs[name] = SequenceLabelPack(
-                ragged, spec["namespace"], skips.pop() if len(skips) == 1 else None
-            )
+            skip_indexing = shared_value(field.skip_indexing for field in column)
+            packs[name] = SequenceLabelPack(ragged, spec["namespace"], skip_indexing)
         elif kind == "metadata":
             columns[name] = [MetadataField(item) for item in strings[name]]
-            packs[name] = ListPack(strings[name], list)
+            packs[name] = MetadataPack(strings[name])
         else:
             raise KeelError(f"unknown field type {kind!r} in cache entry")
         if len(columns[name]) != count:

@@ -473,6 +473,7 @@ def _data(context: _Context) -> StepResult:
     if context.model is None:
         return StepResult("data", SKIPPED, "no model could be rebuilt (see earlier steps)")
     from keel.common.from_params import build
+    from keel.data.batch import PackedInstances
     from keel.data.dataset_readers.dataset_reader import DatasetReader
     from keel.guard.fingerprint import (
         DIFFERS,
@@ -488,14 +489,19 @@ def _data(context: _Context) -> StepResult:
     if recorded_role(context.manifest, file_hash.sha256) == "train" and context.config:
         reader = build(DatasetReader, context.config["dataset_reader"], path="dataset_reader")
     instances = list(reader.read(data))
+    packed = PackedInstances.build(instances, context.vocab)  # fingerprinted and evaluated
     comparison = compare_with_recorded(
-        context.manifest, file_hash, preprocessing_fingerprint(instances, context.vocab)
+        context.manifest, file_hash, preprocessing_fingerprint(instances, context.vocab, packed)
     )
     recorded = context.manifest.get("validation_metrics", {})
     metric_name = _validation_metric_name(context.config or {})
     expected = recorded.get(f"best_validation_{metric_name}")
     metrics = evaluate(
-        context.model, instances, context.vocab, batch_size=_batch_size(context.config or {})
+        context.model,
+        instances,
+        context.vocab,
+        batch_size=_batch_size(context.config or {}),
+        packed=packed,
     )
     actual = metrics.get(metric_name)
     details = {

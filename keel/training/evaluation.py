@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from keel.data.batch import PackedInstances
 from keel.data.data_loaders.multiprocess_data_loader import MultiProcessDataLoader
 from keel.data.instance import Instance
 from keel.data.vocabulary import Vocabulary
@@ -14,11 +15,19 @@ from keel.models.model import Model
 
 
 def evaluate(
-    model: Model, instances: Sequence[Instance], vocab: Vocabulary, *, batch_size: int = 32
+    model: Model,
+    instances: Sequence[Instance],
+    vocab: Vocabulary,
+    *,
+    batch_size: int = 32,
+    packed: PackedInstances | None = None,
 ) -> dict[str, Any]:
-    """Run ``model`` over ``instances`` without gradients; returns its metrics and mean loss."""
+    """Run ``model`` over ``instances`` without gradients; returns its metrics and mean loss.
+
+    ``packed``: the same instances already packed with ``vocab``, so they are not packed again.
+    """
     loader = MultiProcessDataLoader(instances=list(instances), batch_size=batch_size)
-    loader.index_with(vocab)
+    loader.index_with(vocab, packed=packed)
     was_training = model.training
     model.eval()
     model.get_metrics(reset=True)

@@ -45,3 +45,12 @@ def test_nested_ids_take_equals_pad_2d(rows, data, min_inner):
     np.testing.assert_array_equal(padded, expected)
     np.testing.assert_array_equal(mask, expected_mask)
     assert padded.shape == expected.shape
+
+
+def test_shared_value():
+    from keel.data.packing import shared_value
+
+    assert shared_value(["labels", "labels"]) == "labels"
+    assert shared_value([False, False]) is False  # a shared False is not "differs"
+    assert shared_value(["a", "b"]) is None
+    assert shared_value([]) is None

@@ -10,7 +10,7 @@ import torch
 
 from keel.common.errors import KeelError
 from keel.data.fields.field import Field
-from keel.data.packing import ArrayPack, Packed
+from keel.data.packing import ArrayPack, Packed, shared_value
 
 if TYPE_CHECKING:
     from keel.data.vocabulary import Vocabulary
@@ -67,10 +67,8 @@ class LabelField(Field):
 
     @classmethod
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
-        namespaces = set(map(attrgetter("label_namespace"), fields))
-        skips = set(map(attrgetter("skip_indexing"), fields))
-        namespace = next(iter(namespaces)) if len(namespaces) == 1 else None
-        skip_indexing = next(iter(skips)) if len(skips) == 1 else None
+        namespace = shared_value(map(attrgetter("label_namespace"), fields))
+        skip_indexing = shared_value(map(attrgetter("skip_indexing"), fields))
         if namespace is None or skip_indexing is not False:
             cls.index_many(fields, vocab)
             ids = [field.label_id for field in fields]

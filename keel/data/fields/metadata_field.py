@@ -28,8 +28,7 @@ class MetadataField(Field):
 
     @classmethod
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
-        # Nothing to index: keep the objects themselves, so a batch is one list lookup each.
-        return ListPack(list(map(_metadata_of, fields)), list)
+        return MetadataPack(list(map(_metadata_of, fields)))
 
     def __getitem__(self, key: Any) -> Any:
         return self.metadata[key]
@@ -39,3 +38,10 @@ class MetadataField(Field):
 
     def __repr__(self) -> str:
         return f"MetadataField({self.metadata!r})"
+
+
+class MetadataPack(ListPack):
+    """The metadata objects themselves (nothing to index): a batch is one lookup each."""
+
+    def __init__(self, metadata: list[Any]) -> None:
+        super().__init__(metadata, list)

@@ -10,7 +10,7 @@ import torch
 from keel.common.errors import DataError, KeelError
 from keel.data.fields.field import Field
 from keel.data.fields.text_field import TextField
-from keel.data.packing import Packed, RaggedIds
+from keel.data.packing import Packed, RaggedIds, shared_value
 from keel.data.token_indexers.padding import pad_1d
 
 if TYPE_CHECKING:
@@ -71,12 +71,10 @@ class SequenceLabelField(Field):
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
         cls.index_many(fields, vocab)
         ragged = RaggedIds.from_rows([field._ids for field in fields])
-        namespaces = {field.label_namespace for field in fields}
-        skips = {field._skip_indexing for field in fields}
         return SequenceLabelPack(
             ragged,
-            next(iter(namespaces)) if len(namespaces) == 1 else None,
-            next(iter(skips)) if len(skips) == 1 else None,
+            shared_value(field.label_namespace for field in fields),
+            shared_value(field.skip_indexing for field in fields),
         )
 
     @classmethod

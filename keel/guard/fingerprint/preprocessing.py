@@ -18,7 +18,7 @@ import numpy as np
 
 from keel.common.errors import KeelError
 from keel.data.fields.label_field import LabelField, LabelPack
-from keel.data.fields.metadata_field import MetadataField
+from keel.data.fields.metadata_field import MetadataField, MetadataPack
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
 from keel.data.packing import ArrayPack, NestedIds, RaggedIds, split_by_lengths
@@ -534,8 +534,9 @@ class _PreprocessingHasher:
         if self._texts:
             texts, lengths = self._texts[min(self._texts)]
             reference = _Tokens(texts, lengths)
-        items = getattr(pack, "items", None)  # MetadataField.pack keeps the objects
-        if not isinstance(items, list) or len(items) != len(column):
+        if isinstance(pack, MetadataPack):
+            items = pack.items
+        else:
             items = list(map(attrgetter("metadata"), column))
         self._metadata((name, "metadata"), items, reference)
 
