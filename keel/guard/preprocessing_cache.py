@@ -179,16 +179,13 @@ class PreprocessingCache:
         gc.disable()
         try:
             return _read_entry(entry, key, token_indexers, packed)
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            TypeError,
-            IndexError,
-            KeelError,
-            SafetensorError,
-        ) as error:
-            logger.warning("ignoring a damaged preprocessing cache entry %s: %s", entry, error)
+        except Exception as error:  # noqa: BLE001 - the cache only saves time: never a crash
+            logger.warning(
+                "ignoring a preprocessing cache entry that cannot be rebuilt %s: %s: %s",
+                entry,
+                type(error).__name__,
+                error,
+            )
             return None
         finally:
             if gc_was_enabled:

