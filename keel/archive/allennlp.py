@@ -73,8 +73,9 @@ def import_allennlp_archive(
     unpickling; the config must validate against keel's components, and the weights must fit
     the model it builds exactly. The new archive records where it was imported from.
     """
-    from keel.archive.archive import CONFIG_NAME, VOCABULARY_DIR, extract_archive, sha256_file
+    from keel.archive.archive import extract_archive, sha256_file
     from keel.archive.model_archive import archive_model, load_weights_strictly
+    from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
     from keel.common.from_params import build
     from keel.common.plugins import import_plugins
     from keel.data.vocabulary import Vocabulary

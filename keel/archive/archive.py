@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -35,14 +34,12 @@ import torch
 import keel
 from keel.common import errors
 from keel.common.errors import ArchiveError, KeelError
-from keel.common.file_utils import atomic_path
+from keel.common.file_utils import atomic_path, sha256_file
+from keel.common.filenames import (
+    MANIFEST_NAME,
+)
 
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "weights.safetensors"
-VOCABULARY_DIR = "vocabulary"
-ARCHIVE_NAME = "model.tar.gz"
 
 MAX_MEMBERS = 20_000
 MAX_TOTAL_BYTES = 16 * 1024**3
@@ -58,11 +55,6 @@ class ArchiveLimits:
 
     max_members: int = MAX_MEMBERS
     max_total_bytes: int = MAX_TOTAL_BYTES
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def describe_files(root: Path) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,6 @@ packages that are not imported already.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib.util
 import shutil
 import sys
@@ -22,14 +21,10 @@ from typing import Any
 
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.common.file_utils import sha256_file
+from keel.common.filenames import CODE_DIR  # noqa: E402  (re-exported)
 
-CODE_DIR = "code"
 SECTION = "custom_code"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def custom_packages(
@@ -67,7 +62,7 @@ def package_source_files(top: str) -> dict[str, Path]:
 def describe_custom_code(packages: Iterable[str]) -> dict[str, dict[str, str]]:
     """For each package, the sha256 of each of its source files (the manifest section)."""
     return {
-        top: {name: _sha256(path) for name, path in package_source_files(top).items()}
+        top: {name: sha256_file(path) for name, path in package_source_files(top).items()}
         for top in packages
     }
 
@@ -156,7 +151,7 @@ def load_bundled_code(root: Path, manifest: Mapping[str, Any]) -> list[str]:
     )
     for name in bundled:
         entry = files.get(name)
-        if not isinstance(entry, dict) or entry.get("sha256") != _sha256(root / name):
+        if not isinstance(entry, dict) or entry.get("sha256") != sha256_file(root / name):
             raise ArchiveError(
                 f"bundled code {name} does not match the manifest's sha256; refusing to import it",
                 code=errors.ARCHIVE_HASH_MISMATCH,

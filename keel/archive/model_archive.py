@@ -15,16 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from keel.archive.archive import (
-    ARCHIVE_NAME,
-    CONFIG_NAME,
-    VOCABULARY_DIR,
-    WEIGHTS_NAME,
-    ArchiveLimits,
-    base_manifest,
-    opened_archive,
-    write_archive,
-)
+from keel.archive.archive import ArchiveLimits, base_manifest, opened_archive, write_archive
 from keel.archive.bundled_code import (
     SECTION as CUSTOM_CODE_SECTION,
 )
@@ -39,12 +30,19 @@ from keel.archive.bundled_code import (
 from keel.archive.resources import pack_resources, unpack_resources
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.common.filenames import (
+    ARCHIVE_NAME,
+    CONFIG_NAME,
+    ENV_FILE,
+    GOLDEN_FILE,
+    VOCABULARY_DIR,
+    WEIGHTS_NAME,
+)
 from keel.common.from_params import build
 from keel.common.params import dump_config
 from keel.common.plugins import import_plugins
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
-from keel.guard.golden import GOLDEN_FILE
 from keel.models.model import Model
 from keel.modules.token_embedders.embedding import remove_pretrained_files
 
@@ -158,7 +156,7 @@ def archive_model(
         "bundled": bool(bundle_code and packages),
         "packages": describe_custom_code(packages),
     }
-    env_file = directory / "env.json"
+    env_file = directory / ENV_FILE
     if env_file.is_file():
         manifest["environment"] = json.loads(env_file.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix=".archive-", dir=directory) as staging_name:

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from keel.common.filenames import RESOURCES_DIR
+
 ARCHIVE_SCHEME = "archive://"
 RESOURCE_KEYS = frozenset({"model_name"})
-RESOURCES_DIR = "resources"
 WEIGHT_SUFFIXES = (
     ".safetensors",
     ".bin",

@@ -21,12 +21,11 @@ from typing import Any
 
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.common.file_utils import sha256_file
+from keel.common.filenames import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, SIGNATURE_SUFFIX
 
-SIGNATURE_SUFFIX = ".sig"
 SIGNATURE_FORMAT = 1
 ALGORITHM = "ed25519"
-PRIVATE_KEY_NAME = "keel_signing.key"
-PUBLIC_KEY_NAME = "keel_signing.pub"
 _DOMAIN = b"keel-archive-signature-v1\n"
 
 
@@ -41,11 +40,6 @@ def _crypto():
 def signature_path(archive_path: str | os.PathLike[str]) -> Path:
     """Where an archive's detached signature lives: ``<archive>.sig``."""
     return Path(f"{os.fspath(archive_path)}{SIGNATURE_SUFFIX}")
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _raw_public_bytes(public_key: Any) -> bytes:
@@ -150,12 +144,13 @@ def trusted_public_keys(
 
 
 def _archive_hashes(archive_path: Path) -> tuple[str, str]:
-    from keel.archive.archive import MANIFEST_NAME, read_member_bytes
+    from keel.archive.archive import read_member_bytes
+    from keel.common.filenames import MANIFEST_NAME
 
     if not archive_path.is_file():
         raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
     manifest = read_member_bytes(archive_path, MANIFEST_NAME)
-    return _sha256_file(archive_path), hashlib.sha256(manifest).hexdigest()
+    return sha256_file(archive_path), hashlib.sha256(manifest).hexdigest()
 
 
 def sign_archive(

@@ -8,6 +8,7 @@ loss. A reader therefore sees either the old content or the new one, never a par
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -17,6 +18,18 @@ from pathlib import Path
 from typing import IO, Any
 
 PathLike = str | os.PathLike[str]
+
+
+def sha256_file(path: PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in chunks (the one file hash keel computes)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys and UTF-8 text: equal values give equal strings, the form
+    every keel digest and cache key is computed from."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def fsync_directory(path: PathLike) -> None:

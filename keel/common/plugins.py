@@ -18,6 +18,7 @@ BUILTIN_PACKAGES = (
     "keel.data",
     "keel.modules",
     "keel.models",
+    "keel.metrics",
     "keel.training",
     "keel.predict",
 )

@@ -7,7 +7,6 @@ code outside keel the sha256 of the module's source file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from keel.common.errors import RegistryError
+from keel.common.file_utils import sha256_file
 from keel.common.from_params import ComponentUse
 from keel.common.registry import Registrable
 
@@ -47,8 +47,7 @@ def source_sha256(module_name: str) -> str | None:
         return None
     if not path:
         return None
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    return sha256_file(path)
 
 
 def describe_components(uses: Sequence[ComponentUse]) -> list[dict[str, Any]]:

@@ -29,14 +29,13 @@ from packaging.utils import canonicalize_name
 from keel.common import errors
 from keel.common.errors import ArchiveError, GuardError
 from keel.common.file_utils import atomic_write_json
+from keel.common.filenames import ENV_FILE, MANIFEST_NAME
 
 if TYPE_CHECKING:
     from keel.guard.gpu_check import GpuProbes
 
 SCHEMA_VERSION = 1
 KIND = "keel-environment"
-ENV_FILENAME = "env.json"
-MANIFEST_MEMBER = "manifest.json"
 MANIFEST_KEY = "environment"
 # A manifest is a few hundred kB at most; refuse anything that could exhaust memory.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -113,7 +112,7 @@ def save_environment(path: str | os.PathLike[str], env: dict[str, Any] | None = 
     """Write ``env`` (default: a fresh capture) as JSON; a directory gets ``env.json`` inside."""
     target = Path(path)
     if target.is_dir():
-        target = target / ENV_FILENAME
+        target = target / ENV_FILE
     atomic_write_json(target, env if env is not None else capture_environment())
     return target
 
@@ -125,10 +124,10 @@ def load_environment(source: str) -> dict[str, Any]:
         return capture_environment()
     path = Path(source)
     if path.is_dir():
-        env_path = path / ENV_FILENAME
+        env_path = path / ENV_FILE
         if not env_path.is_file():
             raise GuardError(
-                f"{path}: directory has no {ENV_FILENAME}; expected a serialization "
+                f"{path}: directory has no {ENV_FILE}; expected a serialization "
                 "directory written by `keel train`",
                 code=errors.BAD_ENV_DOCUMENT,
             )
@@ -143,11 +142,11 @@ def load_environment(source: str) -> dict[str, Any]:
         manifest = _read_manifest(path)
         if MANIFEST_KEY not in manifest:
             raise GuardError(
-                f"{path}:{MANIFEST_MEMBER}: manifest has no {MANIFEST_KEY!r} key; the "
+                f"{path}:{MANIFEST_NAME}: manifest has no {MANIFEST_KEY!r} key; the "
                 "archive was written without an environment capture",
                 code=errors.BAD_ENV_DOCUMENT,
             )
-        return _validated(manifest[MANIFEST_KEY], f"{path}:{MANIFEST_MEMBER}:{MANIFEST_KEY}")
+        return _validated(manifest[MANIFEST_KEY], f"{path}:{MANIFEST_NAME}:{MANIFEST_KEY}")
     return _validated(_parse_json(path.read_bytes(), str(path)), str(path))
 
 
@@ -393,7 +392,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         with tarfile.open(path, mode="r:*") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != MANIFEST_MEMBER:
+                if member.name.removeprefix("./") != MANIFEST_NAME:
                     continue
                 if not member.isreg():
                     raise ArchiveError(
@@ -403,17 +402,17 @@ def _read_manifest(path: Path) -> dict[str, Any]:
                     )
                 if member.size > MAX_MANIFEST_BYTES:
                     raise ArchiveError(
-                        f"{path}: {MANIFEST_MEMBER} is {member.size} bytes, over the "
+                        f"{path}: {MANIFEST_NAME} is {member.size} bytes, over the "
                         f"{MAX_MANIFEST_BYTES} byte limit",
                         code=errors.ARCHIVE_TOO_LARGE,
                     )
                 file = archive.extractfile(member)
                 if file is None:
                     break
-                manifest = _parse_json(file.read(), f"{path}:{MANIFEST_MEMBER}")
+                manifest = _parse_json(file.read(), f"{path}:{MANIFEST_NAME}")
                 if not isinstance(manifest, dict):
                     raise GuardError(
-                        f"{path}:{MANIFEST_MEMBER}: expected a JSON object",
+                        f"{path}:{MANIFEST_NAME}: expected a JSON object",
                         code=errors.BAD_ENV_DOCUMENT,
                     )
                 return manifest
@@ -422,7 +421,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"{path}: cannot read the archive: {error}", code=errors.ARCHIVE_CORRUPT
         ) from error
     raise ArchiveError(
-        f"{path}: archive has no {MANIFEST_MEMBER}", code=errors.ARCHIVE_MISSING_MEMBER
+        f"{path}: archive has no {MANIFEST_NAME}", code=errors.ARCHIVE_MISSING_MEMBER
     )
 
 

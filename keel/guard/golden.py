@@ -21,7 +21,6 @@ from keel.data.instance import Instance
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
 
-GOLDEN_FILE = "golden/predictions.json"
 GOLDEN_FORMAT = 1
 GOLDEN_BATCH_SIZE = 32
 # Output keys that hold a model's decoded answer, by kind of model.

@@ -34,7 +34,7 @@ from safetensors.numpy import load_file, save_file
 
 import keel
 from keel.common.errors import DataError, KeelError
-from keel.common.file_utils import atomic_directory, atomic_write_json
+from keel.common.file_utils import atomic_directory, atomic_write_json, canonical_json
 from keel.data.batch import PackedInstances
 from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField, MetadataPack
@@ -60,12 +60,8 @@ CACHE_FORMAT = "keel-preprocessing-cache/1"
 DEFAULT_CACHE_DIR = Path(os.environ.get("KEEL_CACHE_DIR", "~/.cache/keel/preprocessing"))
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
 def _sha256(value: Any) -> str:
-    return hashlib.sha256(_canonical(value).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def _file_sha256(data_file: FileHash | str) -> str:

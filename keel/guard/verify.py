@@ -20,15 +20,9 @@ from xml.etree import ElementTree
 
 import numpy
 
-from keel.archive.archive import (
-    CONFIG_NAME,
-    VOCABULARY_DIR,
-    WEIGHTS_NAME,
-    ArchiveLimits,
-    check_integrity,
-    opened_archive,
-)
+from keel.archive.archive import ArchiveLimits, check_integrity, opened_archive
 from keel.common.errors import KeelError
+from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR, WEIGHTS_NAME
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 # Same device, same batching: differences come only from the environment's kernels.
@@ -373,7 +367,7 @@ def _tokenizer(context: _Context) -> StepResult:
 
 
 def _golden(context: _Context) -> dict[str, Any] | None:
-    from keel.guard.golden import GOLDEN_FILE
+    from keel.common.filenames import GOLDEN_FILE
 
     path = context.root / GOLDEN_FILE
     if not path.is_file():

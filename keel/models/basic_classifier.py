@@ -9,14 +9,14 @@ import torch
 from keel.common import errors
 from keel.common.errors import ModelError
 from keel.data.vocabulary import Vocabulary
+from keel.metrics.categorical_accuracy import CategoricalAccuracy
+from keel.metrics.fbeta_measure import FBetaMeasure
 from keel.models.model import Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
 from keel.modules.util import TextFieldTensors, get_text_field_mask
-from keel.training.metrics.categorical_accuracy import CategoricalAccuracy
-from keel.training.metrics.fbeta_measure import FBetaMeasure
 
 
 @Model.register("basic_classifier")

@@ -9,6 +9,7 @@ import torch
 from keel.common import errors
 from keel.common.errors import ConfigurationError
 from keel.data.vocabulary import Vocabulary
+from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.models.model import Model
 from keel.models.simple_tagger import (
     check_stage_dims,
@@ -22,7 +23,6 @@ from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
 from keel.modules.util import TextFieldTensors, get_text_field_mask
-from keel.training.metrics.categorical_accuracy import CategoricalAccuracy
 
 
 @Model.register("crf_tagger")

@@ -9,6 +9,8 @@ import torch
 from keel.common import errors
 from keel.common.errors import ConfigurationError, ModelError
 from keel.data.vocabulary import Vocabulary
+from keel.metrics.categorical_accuracy import CategoricalAccuracy
+from keel.metrics.span_based_f1 import SpanBasedF1Measure
 from keel.models.model import Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
@@ -18,8 +20,6 @@ from keel.modules.util import (
     get_text_field_mask,
     sequence_cross_entropy_with_logits,
 )
-from keel.training.metrics.categorical_accuracy import CategoricalAccuracy
-from keel.training.metrics.span_based_f1 import SpanBasedF1Measure
 
 
 @Model.register("simple_tagger")

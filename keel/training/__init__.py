@@ -1,6 +1,5 @@
-"""Training: the trainer, optimizers, schedulers, metrics, checkpoints and seeding."""
+"""Training: the trainer, optimizers, schedulers, checkpoints, seeding and evaluation."""
 
-from keel.training import metrics
 from keel.training.checkpointer import Checkpoint, Checkpointer
 from keel.training.learning_rate_schedulers import (
     LearningRateScheduler,
@@ -28,6 +27,5 @@ __all__ = [
     "ReduceOnPlateau",
     "SgdOptimizer",
     "Trainer",
-    "metrics",
     "prepare_environment",
 ]

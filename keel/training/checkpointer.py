@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from keel.common import errors
 from keel.common.errors import TrainingError
-from keel.common.file_utils import atomic_directory, atomic_path, remove_stale_temporaries
+from keel.common.file_utils import atomic_directory, remove_stale_temporaries
+from keel.common.filenames import CHECKPOINT_MODEL_FILE, CHECKPOINT_STATE_FILE, CHECKPOINTS_DIR
+from keel.common.weights import read_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "training_state.pt"
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)$")
 
 
@@ -44,40 +43,11 @@ class Checkpoint:
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_FILE
+        return self.path / CHECKPOINT_MODEL_FILE
 
     @property
     def state_path(self) -> Path:
-        return self.path / STATE_FILE
-
-
-def weights_for_saving(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict safetensors accepts: on CPU, contiguous, and with no two entries sharing
-    memory (tied weights are stored under each name, so a strict load finds every key)."""
-    result: dict[str, torch.Tensor] = {}
-    seen: set[tuple[int, int]] = set()
-    for name, tensor in state_dict.items():
-        tensor = tensor.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()  # a fresh copy, shares nothing
-        else:
-            storage = (tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
-            if storage in seen or not tensor.is_contiguous():
-                tensor = tensor.clone(memory_format=torch.contiguous_format)
-            seen.add((tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes()))
-        result[name] = tensor.contiguous()
-    return result
-
-
-def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Write weights to a safetensors file atomically."""
-    with atomic_path(path) as temp:
-        save_file(weights_for_saving(state_dict), str(temp))
-
-
-def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a safetensors file of weights."""
-    return load_file(str(path), device=str(device))
+        return self.path / CHECKPOINT_STATE_FILE
 
 
 class Checkpointer:
@@ -88,7 +58,7 @@ class Checkpointer:
             raise TrainingError(
                 f"keep_most_recent must be at least 1 (or null to keep all), got {keep_most_recent}"
             )
-        self.directory = Path(serialization_dir) / "checkpoints"
+        self.directory = Path(serialization_dir) / CHECKPOINTS_DIR
         self.keep_most_recent = keep_most_recent
 
     def save(
@@ -102,8 +72,8 @@ class Checkpointer:
             # A rerun of this epoch after a crash between the rename and pruning: replace it.
             shutil.rmtree(target)
         with atomic_directory(target) as temp:
-            save_file(weights_for_saving(model_state), str(temp / MODEL_FILE))
-            torch.save(training_state, temp / STATE_FILE)
+            save_weights(model_state, temp / CHECKPOINT_MODEL_FILE)
+            torch.save(training_state, temp / CHECKPOINT_STATE_FILE)
         self._prune()
         return Checkpoint(epoch, target)
 
@@ -114,7 +84,11 @@ class Checkpointer:
         found = []
         for child in self.directory.iterdir():
             match = _CHECKPOINT_NAME.match(child.name)
-            if match and (child / MODEL_FILE).is_file() and (child / STATE_FILE).is_file():
+            if (
+                match
+                and (child / CHECKPOINT_MODEL_FILE).is_file()
+                and (child / CHECKPOINT_STATE_FILE).is_file()
+            ):
                 found.append(Checkpoint(int(match.group(1)), child))
         return sorted(found, key=lambda checkpoint: checkpoint.epoch)
 
@@ -128,7 +102,7 @@ class Checkpointer:
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """(model weights, training state) of a checkpoint; refuses anything but plain data."""
         try:
-            weights = load_weights(checkpoint.model_path, device)
+            weights = read_weights(checkpoint.model_path, device)
             state = torch.load(checkpoint.state_path, map_location="cpu", weights_only=True)
         except Exception as error:  # a truncated or tampered file, or pickled objects
             raise TrainingError(

@@ -15,6 +15,7 @@ from typing import Any
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, atomic_write_text
+from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
 from keel.common.from_params import Validation, build, validate
 from keel.common.lazy import Lazy
 from keel.common.params import dump_config
@@ -30,10 +31,6 @@ from keel.models.model import Model
 from keel.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-VOCABULARY_DIR = "vocabulary"
-BEST_WEIGHTS = "best.safetensors"
 
 
 @dataclass
@@ -88,7 +85,7 @@ class TrainingResult:
 def prepare_serialization_dir(
     directory: Path, config: Mapping[str, Any], *, recover: bool, force: bool
 ) -> None:
-    config_file = directory / CONFIG_FILE
+    config_file = directory / CONFIG_NAME
     if recover and force:
         raise TrainingError(
             "--recover and --force cannot be used together", code=errors.TRAINING_FAILED
@@ -96,7 +93,7 @@ def prepare_serialization_dir(
     if recover:
         if not config_file.is_file():
             raise TrainingError(
-                f"{directory}: nothing to recover (no {CONFIG_FILE}); run without --recover",
+                f"{directory}: nothing to recover (no {CONFIG_NAME}); run without --recover",
                 code=errors.NOTHING_TO_RECOVER,
             )
         previous = json.loads(config_file.read_text(encoding="utf-8"))
@@ -275,7 +272,7 @@ def train_model(
     resolved = validation.resolved
     directory = Path(serialization_dir)
     prepare_serialization_dir(directory, resolved, recover=recover, force=force)
-    atomic_write_text(directory / CONFIG_FILE, dump_config(resolved))
+    atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
     _write_environment(directory)
 
     experiment: Experiment = build(Experiment, resolved)

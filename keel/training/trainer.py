@@ -26,11 +26,13 @@ import torch
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, remove_stale_temporaries
+from keel.common.filenames import BEST_WEIGHTS_FILE, EPOCH_METRICS_FILE, METRICS_FILE
 from keel.common.lazy import Lazy
 from keel.common.registry import Registrable
+from keel.common.weights import read_weights, save_weights
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.models.model import Model
-from keel.training.checkpointer import Checkpointer, load_weights, save_weights
+from keel.training.checkpointer import Checkpointer
 from keel.training.learning_rate_schedulers import LearningRateScheduler
 from keel.training.optimizers import AdamOptimizer, Optimizer
 from keel.training.util import (
@@ -42,8 +44,6 @@ from keel.training.util import (
 
 logger = logging.getLogger(__name__)
 
-BEST_WEIGHTS_FILE = "best.safetensors"
-METRICS_FILE = "metrics.json"
 TRAINING_STATE_FORMAT = 1
 # The progress bar and the NaN check run at most this often, so they cost nothing per batch.
 _REFRESH_INTERVAL_S = 0.1
@@ -276,7 +276,9 @@ class GradientDescentTrainer(Trainer):
             if is_best:
                 self.best_weights = _cpu_copy(self.model.state_dict())
             if self.serialization_dir is not None:
-                atomic_write_json(self.serialization_dir / f"metrics_epoch_{epoch}.json", metrics)
+                atomic_write_json(
+                    self.serialization_dir / EPOCH_METRICS_FILE.format(epoch=epoch), metrics
+                )
                 self._save_checkpoint(epoch, duration)
                 if is_best:
                     # After the checkpoint, so that a crash in between is repaired on recovery.
@@ -563,7 +565,7 @@ class GradientDescentTrainer(Trainer):
             self.best_weights = _cpu_copy(weights)
             save_weights(self.best_weights, best_path)
         elif best_path.is_file():
-            self.best_weights = load_weights(best_path)
+            self.best_weights = read_weights(best_path)
         else:
             raise TrainingError(
                 f"cannot recover: {best_path} (the weights of the best epoch, "

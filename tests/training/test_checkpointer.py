@@ -5,7 +5,9 @@ import torch
 
 from keel.common import errors
 from keel.common.errors import TrainingError
-from keel.training.checkpointer import Checkpointer, load_weights, save_weights
+from keel.common.weights import read_weights as load_weights
+from keel.common.weights import save_weights
+from keel.training.checkpointer import Checkpointer
 
 
 def _weights(value: float) -> dict[str, torch.Tensor]:

@@ -15,11 +15,11 @@ import torch
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.from_params import build
+from keel.common.weights import read_weights as load_weights
 from keel.data import Instance, LabelField, MultiProcessDataLoader, TextField, Vocabulary
 from keel.data.token_indexers import SingleIdTokenIndexer
 from keel.data.tokenizers import WhitespaceTokenizer
 from keel.models import Model
-from keel.training.checkpointer import load_weights
 from keel.training.trainer import GradientDescentTrainer, Trainer
 from keel.training.util import prepare_environment, set_deterministic
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer as HfTokenizer
 
 from keel.common import errors
 from keel.common.errors import ConfigIssue, ConfigurationError
+from keel.common.file_utils import canonical_json
 from keel.data.tokenizers.token import Token
 from keel.data.tokenizers.tokenizer import Tokenizer
 
@@ -107,7 +108,7 @@ def tokenizer_fingerprint_material(model_dir: Path, settings: dict[str, Any]) ->
         "settings": settings,
         "tokenizer_json": document,
     }
-    text = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = canonical_json(material)
     return text.encode("utf-8")
 
 

@@ -5,11 +5,12 @@ Never ``hash()`` or ``repr``, so a digest is the same in every process and on ev
 
 from __future__ import annotations
 
-import json
 import struct
 import sys
 from array import array
 from typing import Any
+
+from keel.common.file_utils import canonical_json as _strict_canonical_json
 
 BIG_ENDIAN = sys.byteorder == "big"
 U32 = struct.Struct("<I")
@@ -52,9 +53,7 @@ def ints_bytes(values: Any) -> bytes:
 def canonical_json(value: Any) -> str:
     """Canonical JSON for metadata; objects JSON cannot express count only by their type."""
     try:
-        text = json.dumps(
-            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=True
-        )
+        text = _strict_canonical_json(value)
     except (TypeError, ValueError):
         text = "<" + type(value).__qualname__ + ">"
     return text

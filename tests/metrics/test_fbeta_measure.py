@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from keel.common.errors import ModelError
-from keel.training.metrics import FBetaMeasure, Metric
+from keel.metrics import FBetaMeasure, Metric
 
 TOL = 1e-9
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from keel.training.metrics import Average, Metric
+from keel.metrics import Average, Metric
 
 
 def test_average_running_mean_of_floats_and_tensors_and_reset():

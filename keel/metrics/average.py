@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from keel.training.metrics.metric import Metric
+from keel.metrics.metric import Metric
 
 
 @Metric.register("average")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from keel.common.errors import ModelError
-from keel.training.metrics import CategoricalAccuracy, Metric
+from keel.metrics import CategoricalAccuracy, Metric
 
 TOL = 1e-9
 SCORES = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.1, 0.3]])

@@ -6,7 +6,7 @@ import torch
 
 from keel.common import errors
 from keel.common.errors import ModelError
-from keel.training.metrics.metric import Metric
+from keel.metrics.metric import Metric
 
 
 @Metric.register("fbeta")

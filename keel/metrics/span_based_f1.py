@@ -10,7 +10,7 @@ from keel.common import errors
 from keel.common.errors import ConfigurationError
 from keel.data import span_utils
 from keel.data.vocabulary import DEFAULT_OOV_TOKEN, DEFAULT_PADDING_TOKEN, Vocabulary
-from keel.training.metrics.metric import Metric
+from keel.metrics.metric import Metric
 
 # The prefixes each scheme may use; a label outside them means the wrong label_encoding.
 _SCHEME_PREFIXES = {"BIO": {"B", "I"}, "IOB1": {"B", "I"}, "BIOUL": {"B", "I", "L", "U"}}

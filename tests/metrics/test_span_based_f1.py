@@ -7,8 +7,8 @@ import torch
 
 from keel.common.errors import ConfigurationError
 from keel.data.vocabulary import Vocabulary
-from keel.training.metrics.metric import Metric
-from keel.training.metrics.span_based_f1 import SpanBasedF1Measure
+from keel.metrics.metric import Metric
+from keel.metrics.span_based_f1 import SpanBasedF1Measure
 
 TOL = 1e-9
 
