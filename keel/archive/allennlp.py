@@ -74,12 +74,12 @@ def import_allennlp_archive(
     the model it builds exactly. The new archive records where it was imported from.
     """
     from keel.archive.archive import extract_archive, sha256_file
+    from keel.archive.components import describe_components
     from keel.archive.model_archive import archive_model, load_weights_strictly
     from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
     from keel.common.from_params import build
     from keel.common.plugins import import_plugins
     from keel.data.vocabulary import Vocabulary
-    from keel.guard.components import describe_components
     from keel.models.model import Model
     from keel.training.experiment import validate_experiment
 

@@ -230,7 +230,7 @@ def check_archive_components(
     archive_path: str | os.PathLike[str], manifest: Mapping[str, Any], trusted_code: bool
 ) -> list[str]:
     """Raise if a recorded component is unavailable here; return the risks (changed sources)."""
-    from keel.guard.components import check_components
+    from keel.archive.components import check_components
 
     recorded = manifest.get("components")
     if not isinstance(recorded, list):

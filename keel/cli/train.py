@@ -60,7 +60,7 @@ def train(
     from keel.common.params import load_config, parse_ext_vars
     from keel.common.plugins import import_plugins
     from keel.guard.preprocessing_cache import PreprocessingCache
-    from keel.training.experiment import train_model
+    from keel.pipeline.train import train_model
 
     configure_logging(quiet)
     import_plugins(include_package)
@@ -94,14 +94,13 @@ def evaluate(
     from keel.archive.model_archive import load_archive
     from keel.common.file_utils import atomic_write_json
     from keel.training.evaluation import evaluate as run_evaluation
-    from keel.training.experiment import _batch_size
 
     loaded = load_archive(
         archive, include_packages=include_package, trust_bundled_code=trust_bundled_code
     )
     instances = list(loaded.validation_dataset_reader.read(data))
     metrics = run_evaluation(
-        loaded.model, instances, loaded.vocab, batch_size=batch_size or _batch_size(loaded.config)
+        loaded.model, instances, loaded.vocab, batch_size=batch_size or evaluation_batch_size(loaded.config)
     )
     _print_metrics(f"evaluation of {archive.name} on {data.name}", metrics)
     sys.stdout.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

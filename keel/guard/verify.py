@@ -249,7 +249,7 @@ def _environment(context: _Context) -> StepResult:
 
 
 def _components(context: _Context) -> StepResult:
-    from keel.guard.components import check_components
+    from keel.archive.components import check_components
 
     recorded = context.manifest.get("components")
     if recorded is None:
@@ -459,7 +459,6 @@ def _predictions(context: _Context) -> StepResult:
 
 def _data(context: _Context) -> StepResult:
     from keel.training.evaluation import evaluate
-    from keel.training.experiment import _batch_size
 
     data = context.options.data
     if data is None:
@@ -494,7 +493,7 @@ def _data(context: _Context) -> StepResult:
         context.model,
         instances,
         context.vocab,
-        batch_size=_batch_size(context.config or {}),
+        batch_size=evaluation_batch_size(context.config or {}),
         packed=packed,
     )
     actual = metrics.get(metric_name)

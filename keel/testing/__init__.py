@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keel.guard.verify import VerifyReport, verify_archive
-from keel.training.experiment import TrainingResult, train_model
+from keel.pipeline.train import TrainingResult, train_model
 
 
 def ensure_model_can_train_save_and_load(

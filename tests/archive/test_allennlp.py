@@ -17,8 +17,8 @@ from keel.archive.archive import read_manifest
 from keel.archive.model_archive import load_archive
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.pipeline.train import train_model
 from keel.predict.predictor import Predictor
-from keel.training.experiment import train_model
 from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
 
 SENTENCES = [{"text": "a gripping , beautifully made film"}, {"text": "dull and lifeless"}]

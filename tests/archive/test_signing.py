@@ -27,7 +27,7 @@ from keel.archive.signing import (
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.guard.verify import FAIL, PASS, STEP_NAMES, verify_archive
-from keel.training.experiment import train_model
+from keel.pipeline.train import train_model
 from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
 
 KEEL = [sys.executable, "-m", "keel.cli.main"]

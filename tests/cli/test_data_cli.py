@@ -144,7 +144,7 @@ def _title_cased(directory):
 def trained(tmp_path_factory):
     """(archive, data folder): trained with a lowercasing word tokenizer on title-cased data."""
     from keel.common.params import load_config
-    from keel.training.experiment import train_model
+    from keel.pipeline.train import train_model
     from tests.conftest import TINY_CLASSIFIER
 
     root = tmp_path_factory.mktemp("fingerprint_archive")

@@ -155,7 +155,7 @@ def test_cli_train_logs_its_progress_to_stderr_unless_quiet(tmp_path) -> None:
     """Run as a batch job (stderr is a pipe, not a terminal): the log says what happens."""
     args = [arg for arg in train_args(tmp_path / "run", 1, "--no-cache") if arg != "--quiet"]
     result = keel(*args)
-    assert "INFO keel.training.experiment: train: 240 instances" in result.stderr
+    assert "INFO keel.pipeline.train: train: 240 instances" in result.stderr
     assert "INFO keel.training.trainer: epoch 1/1 done: training_loss=" in result.stderr
     quiet = keel(*train_args(tmp_path / "quiet", 1, "--no-cache"))
     assert "INFO" not in quiet.stderr

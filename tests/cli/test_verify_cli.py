@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from keel.training.experiment import train_model
+from keel.pipeline.train import train_model
 
 
 @pytest.fixture(scope="module")

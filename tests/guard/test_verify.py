@@ -14,7 +14,7 @@ import pytest
 from keel.common.params import load_config
 from keel.common.registry import import_module_and_submodules
 from keel.guard.verify import FAIL, PASS, SKIPPED, verify_archive
-from keel.training.experiment import train_model
+from keel.pipeline.train import train_model
 from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
 
 PLUGIN_SOURCE = """

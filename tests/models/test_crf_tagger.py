@@ -142,8 +142,8 @@ def test_crf_tagger_conll2003_example_trains_archives_and_predicts(tmp_path):
     """The whole path on the fixture: train one epoch, archive, reload strictly, predict."""
     from keel.archive.model_archive import load_archive
     from keel.common.params import load_config
+    from keel.pipeline.train import train_model
     from keel.predict.predictor import Predictor
-    from keel.training.experiment import train_model
 
     paths = {"train_path": str(FIXTURE), "validation_path": str(FIXTURE)}
     overrides = {

@@ -24,9 +24,9 @@ import keel  # noqa: E402
 from keel.archive.model_archive import load_archive  # noqa: E402
 from keel.archive.signing import generate_keypair, sign_archive  # noqa: E402
 from keel.common import errors  # noqa: E402
+from keel.pipeline.train import train_model  # noqa: E402
 from keel.predict.predictor import Predictor  # noqa: E402
 from keel.serve.app import create_app  # noqa: E402
-from keel.training.experiment import train_model  # noqa: E402
 from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER  # noqa: E402
 
 KEEL = [sys.executable, "-m", "keel.cli.main"]

@@ -362,7 +362,7 @@ def test_pretrained_transformer_archive_predicts_identically_without_the_model_d
 
     from keel.common.plugins import import_plugins
     from keel.data.dataset_readers.tsv import TsvReader
-    from keel.training.experiment import train_model
+    from keel.pipeline.train import train_model
 
     import_plugins(PLUGINS)
     model_dir = tmp_path / "minilm"

@@ -8,8 +8,9 @@ from safetensors.torch import load_file
 from keel.archive.model_archive import load_archive
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
+from keel.pipeline.train import train_model
 from keel.training.evaluation import evaluate
-from keel.training.experiment import train_model, validate_experiment
+from keel.training.experiment import validate_experiment
 
 
 def test_experiment_validates_the_whole_config_before_any_work(tmp_path, tiny_classifier_config):
@@ -87,7 +88,8 @@ def test_experiment_recover_needs_the_same_config(tmp_path, tiny_classifier_conf
 
 def test_experiment_second_run_takes_instances_from_the_cache(tmp_path, tiny_classifier_config):
     from keel.guard.preprocessing_cache import PreprocessingCache
-    from keel.training.experiment import prepare_data, validate_experiment
+    from keel.pipeline.train import prepare_data
+    from keel.training.experiment import validate_experiment
 
     cache = PreprocessingCache(tmp_path / "cache")
     first = train_model(tiny_classifier_config(1), tmp_path / "a", quiet=True, cache=cache)
@@ -150,7 +152,7 @@ def test_experiment_hands_packs_only_to_loaders_that_take_them():
     """A custom loader written against the one-argument index_with keeps working."""
     from keel.data import MultiProcessDataLoader
     from keel.data.batch import PackedInstances
-    from keel.training.experiment import _index_loader
+    from keel.pipeline.train import _index_loader
     from tests.training.test_trainer import TRAIN, VOCAB
 
     class OneArgumentLoader:

@@ -1,0 +1,1 @@
+"""Pipelines: the train command's orchestration over data, training, archive and guard."""

@@ -1,0 +1,352 @@
+"""The train pipeline: validate a config, read and index the data (through the preprocessing
+cache), train, record how the model was made, and archive it.
+
+This is the one place that ties the layers below together (data, training, archive, guard), so
+none of them needs to import another's upper neighbour.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keel.archive.components import describe_components
+from keel.archive.model_archive import archive_model
+from keel.common import errors
+from keel.common.errors import ConfigurationError, TrainingError
+from keel.common.file_utils import atomic_write_json, atomic_write_text
+from keel.common.filenames import CONFIG_NAME, METRICS_FILE, VOCABULARY_DIR
+from keel.common.from_params import Validation, build
+from keel.common.lazy import Lazy
+from keel.common.params import dump_config
+from keel.data.batch import PackedInstances
+from keel.data.data_loaders.data_loader import DataLoader
+from keel.data.instance import Instance
+from keel.data.vocabulary import Vocabulary
+from keel.guard.environment import save_environment
+from keel.guard.fingerprint import (
+    PreprocessingFingerprint,
+    preprocessing_fingerprint,
+    reader_tokenizer_fingerprint,
+    vocabulary_hash,
+)
+from keel.guard.golden import record_golden
+from keel.guard.hashing import FileHash, hash_file
+from keel.guard.preprocessing_cache import PreprocessingCache, instances_key, vocabulary_key
+from keel.models.model import Model
+from keel.training.evaluation import evaluate
+from keel.training.experiment import Experiment, evaluation_batch_size, validate_experiment
+from keel.training.util import prepare_environment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    serialization_dir: Path
+    archive_path: Path
+    metrics: dict[str, Any]
+    model: Model
+    vocab: Vocabulary
+
+
+def prepare_serialization_dir(
+    directory: Path, config: Mapping[str, Any], *, recover: bool, force: bool
+) -> None:
+    config_file = directory / CONFIG_NAME
+    if recover and force:
+        raise TrainingError(
+            "--recover and --force cannot be used together", code=errors.TRAINING_FAILED
+        )
+    if recover:
+        if not config_file.is_file():
+            raise TrainingError(
+                f"{directory}: nothing to recover (no {CONFIG_NAME}); run without --recover",
+                code=errors.NOTHING_TO_RECOVER,
+            )
+        previous = json.loads(config_file.read_text(encoding="utf-8"))
+        if previous != config:
+            changed = sorted(
+                key for key in set(previous) | set(config) if previous.get(key) != config.get(key)
+            )
+            raise TrainingError(
+                f"{directory}: the config differs from the interrupted run's in "
+                f"{', '.join(changed)}; --recover needs the same config",
+                code=errors.RECOVER_CONFIG_MISMATCH,
+            )
+        return
+    if directory.exists() and any(directory.iterdir()):
+        if not force:
+            raise TrainingError(
+                f"{directory} already exists and is not empty; use --force to overwrite it or "
+                "--recover to resume",
+                code=errors.SERIALIZATION_DIR_EXISTS,
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class PreparedData:
+    """Indexed instances per role (train, validation, test), the vocabulary, and their records."""
+
+    vocab: Vocabulary
+    paths: dict[str, str]
+    instances: dict[str, list[Instance]]
+    hashes: dict[str, FileHash]
+    fingerprints: dict[str, PreprocessingFingerprint]
+    cache_hits: dict[str, bool]
+    #: per role, the instances packed with ``vocab`` (None for mixed field layouts)
+    packed: dict[str, PackedInstances | None]
+
+
+def prepare_data(
+    experiment: Experiment,
+    resolved: Mapping[str, Any],
+    directory: Path,
+    *,
+    recover: bool,
+    cache: PreprocessingCache | None,
+) -> PreparedData:
+    """Read (or take from ``cache``), build or load the vocabulary, index, and fingerprint."""
+
+    validation_reader = experiment.validation_dataset_reader or experiment.dataset_reader
+    reader_section = resolved["dataset_reader"]
+    validation_section = resolved.get("validation_dataset_reader") or reader_section
+    paths = {
+        role: path
+        for role, path in (
+            ("train", experiment.train_data_path),
+            ("validation", experiment.validation_data_path),
+            ("test", experiment.test_data_path),
+        )
+        if path
+    }
+    readers = {
+        role: experiment.dataset_reader if role == "train" else validation_reader for role in paths
+    }
+    sections = {role: reader_section if role == "train" else validation_section for role in paths}
+    hashes = {role: hash_file(path) for role, path in paths.items()}
+    read: dict[str, list[Instance]] = {}
+
+    def instances_of(role: str) -> list[Instance]:
+        if role not in read:
+            read[role] = list(readers[role].read(paths[role]))
+        return read[role]
+
+    chosen = experiment.datasets_for_vocab_creation or ["train"]
+    unknown = [name for name in chosen if name not in paths]
+    if unknown:
+        raise ConfigurationError(
+            f"datasets_for_vocab_creation: {unknown} not among the data paths given "
+            f"({', '.join(paths)})",
+            code=errors.BAD_VALUE,
+        )
+    vocab_dir = directory / VOCABULARY_DIR
+    vocab: Vocabulary | None = None
+    if recover and vocab_dir.is_dir():
+        vocab = Vocabulary.from_files(str(vocab_dir))
+    else:
+        vocab_key = vocabulary_key(
+            [hashes[role] for role in chosen],
+            {role: sections[role] for role in chosen},
+            resolved.get("vocabulary"),
+        )
+        vocab = cache.load_vocabulary(vocab_key) if cache else None
+        if vocab is None:
+            lazy_vocab = experiment.vocabulary or Lazy(Vocabulary, {})
+            vocab = lazy_vocab.construct(
+                instances=[instance for role in chosen for instance in instances_of(role)]
+            )
+            if cache:
+                _best_effort(lambda: cache.store_vocabulary(vocab_key, vocab))
+        vocab.save_to_files(str(vocab_dir))
+
+    instances: dict[str, list[Instance]] = {}
+    packed: dict[str, PackedInstances | None] = {}
+    fingerprints: dict[str, PreprocessingFingerprint] = {}
+    hits: dict[str, bool] = {}
+    for role in paths:
+        key = instances_key(hashes[role], sections[role], vocab)
+        cached = cache.load_packed(key, readers[role].token_indexers) if cache else None
+        hits[role] = cached is not None
+        if cached is not None:  # neither tokenized nor indexed again
+            instances[role], packed[role] = cached
+        else:
+            instances[role] = instances_of(role)
+            # Packed once here: the fingerprint hashes the packed arrays, the data loaders
+            # batch from them.
+            packed[role] = PackedInstances.build(instances[role], vocab)
+        fingerprint = cache.fingerprint(key) if cached is not None and cache else None
+        if fingerprint is None:
+            fingerprint = preprocessing_fingerprint(instances[role], vocab, packed[role])
+        fingerprints[role] = fingerprint
+        if cache and cached is None:
+            _best_effort(
+                lambda role=role, key=key, fingerprint=fingerprint: cache.store(
+                    key, instances[role], vocab, fingerprint, packed[role]
+                )
+            )
+        logger.info(
+            "%s: %d instances%s",
+            role,
+            len(instances[role]),
+            " (from the preprocessing cache)" if hits[role] else "",
+        )
+    return PreparedData(vocab, paths, instances, hashes, fingerprints, hits, packed)
+
+
+def _index_loader(loader: DataLoader, vocab: Vocabulary, packed: PackedInstances | None) -> None:
+    # A custom loader written against the one-argument index_with still works; it packs itself.
+    if packed is not None and "packed" in inspect.signature(loader.index_with).parameters:
+        loader.index_with(vocab, packed=packed)
+    else:
+        loader.index_with(vocab)
+
+
+def _best_effort(write: Any) -> None:
+    # A cache that cannot be written (full disk, read-only home) must not stop training.
+    try:
+        write()
+    except OSError as error:
+        logger.warning("preprocessing cache not written: %s", error)
+
+
+def train_model(
+    config: Mapping[str, Any],
+    serialization_dir: str | Path,
+    *,
+    recover: bool = False,
+    force: bool = False,
+    include_packages: Iterable[str] = (),
+    quiet: bool = False,
+    cache: PreprocessingCache | None = None,
+    bundle_code: bool = False,
+) -> TrainingResult:
+    """Validate the whole config, then read, index, train and archive into the directory.
+
+    With ``cache``, tokenized and indexed instances (and the vocabulary) are reused across runs
+    on the same data and preprocessing config. ``bundle_code`` stores the source of custom
+    (non-keel) packages in the archive.
+    """
+
+    started = time.perf_counter()
+    validation = validate_experiment(config)
+    resolved = validation.resolved
+    directory = Path(serialization_dir)
+    prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
+    save_environment(directory)
+
+    experiment: Experiment = build(Experiment, resolved)
+    prepare_environment(
+        random_seed=experiment.random_seed,
+        numpy_seed=experiment.numpy_seed,
+        pytorch_seed=experiment.pytorch_seed,
+        deterministic=experiment.deterministic,
+    )
+
+    reader = experiment.dataset_reader
+    validation_reader = experiment.validation_dataset_reader or reader
+    data = prepare_data(experiment, resolved, directory, recover=recover, cache=cache)
+    vocab = data.vocab
+    train_instances = data.instances["train"]
+    validation_instances = data.instances.get("validation")
+    test_instances = data.instances.get("test")
+    provenance = _provenance(experiment, resolved, validation, data)
+    model = experiment.model.construct(vocab=vocab)
+    data_loader = experiment.data_loader.construct(instances=train_instances)
+    _index_loader(data_loader, vocab, data.packed["train"])
+    validation_loader = None
+    if validation_instances is not None:
+        lazy_loader = experiment.validation_data_loader or experiment.data_loader
+        validation_loader = lazy_loader.construct(instances=validation_instances)
+        _index_loader(validation_loader, vocab, data.packed["validation"])
+
+    trainer = experiment.trainer.construct(
+        model=model,
+        data_loader=data_loader,
+        validation_data_loader=validation_loader,
+        serialization_dir=str(directory),
+        **({"quiet": True} if quiet else {}),
+    )
+    metrics = trainer.train(recover=recover)
+
+    if test_instances is not None and experiment.evaluate_on_test:
+        test_metrics = evaluate(
+            model, test_instances, vocab, batch_size=evaluation_batch_size(resolved)
+        )
+        metrics.update({f"test_{key}": value for key, value in test_metrics.items()})
+    metrics["training_duration_total_seconds"] = round(time.perf_counter() - started, 3)
+    atomic_write_json(directory / METRICS_FILE, metrics)
+
+    if experiment.validation_data_path and experiment.golden_sample_size > 0:
+        provenance["golden"] = record_golden(
+            model,
+            validation_reader,
+            vocab,
+            experiment.validation_data_path,
+            sample_size=experiment.golden_sample_size,
+            seed=experiment.random_seed,
+        )
+    archive_path = archive_model(
+        directory,
+        model=model,
+        vocab=vocab,
+        config=resolved,
+        metrics=metrics,
+        include_packages=list(include_packages),
+        provenance=provenance,
+        bundle_code=bundle_code,
+    )
+    return TrainingResult(directory, archive_path, metrics, model, vocab)
+
+
+def _provenance(
+    experiment: Experiment,
+    resolved: Mapping[str, Any],
+    validation: Validation,
+    data: PreparedData,
+) -> dict[str, Any]:
+    """What the manifest records about how this model was made (see keel.guard)."""
+
+    data_files = {
+        role: {"path": path, **data.hashes[role].to_dict()} for role, path in data.paths.items()
+    }
+    for index, path in enumerate(_pretrained_files(resolved)):
+        data_files[f"pretrained_{index}"] = {"path": path, **hash_file(path).to_dict()}
+    reader = experiment.validation_dataset_reader or experiment.dataset_reader
+    tokenizer = reader_tokenizer_fingerprint(reader, data.vocab)
+    return {
+        "components": describe_components(validation.components),
+        "data_files": data_files,
+        "preprocessing_fingerprints": {
+            role: fingerprint.to_dict() for role, fingerprint in data.fingerprints.items()
+        },
+        "vocabulary_sha256": vocabulary_hash(data.vocab),
+        "tokenizer_fingerprint": tokenizer.to_dict() if tokenizer is not None else None,
+        "reproducibility": {
+            "random_seed": experiment.random_seed,
+            "numpy_seed": experiment.numpy_seed,
+            "pytorch_seed": experiment.pytorch_seed,
+            "deterministic": experiment.deterministic,
+        },
+    }
+
+
+def _pretrained_files(config: Any) -> list[str]:
+    if isinstance(config, dict):
+        found = (
+            [config["pretrained_file"]] if isinstance(config.get("pretrained_file"), str) else []
+        )
+        return found + [path for value in config.values() for path in _pretrained_files(value)]
+    if isinstance(config, list):
+        return [path for item in config for path in _pretrained_files(item)]
+    return []
