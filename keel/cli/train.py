@@ -100,7 +100,10 @@ def evaluate(
     )
     instances = list(loaded.validation_dataset_reader.read(data))
     metrics = run_evaluation(
-        loaded.model, instances, loaded.vocab, batch_size=batch_size or evaluation_batch_size(loaded.config)
+        loaded.model,
+        instances,
+        loaded.vocab,
+        batch_size=batch_size or evaluation_batch_size(loaded.config),
     )
     _print_metrics(f"evaluation of {archive.name} on {data.name}", metrics)
     sys.stdout.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
