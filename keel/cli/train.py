@@ -94,6 +94,7 @@ def evaluate(
     from keel.archive.model_archive import load_archive
     from keel.common.file_utils import atomic_write_json
     from keel.training.evaluation import evaluate as run_evaluation
+    from keel.training.experiment import evaluation_batch_size
 
     loaded = load_archive(
         archive, include_packages=include_package, trust_bundled_code=trust_bundled_code

@@ -459,6 +459,7 @@ def _predictions(context: _Context) -> StepResult:
 
 def _data(context: _Context) -> StepResult:
     from keel.training.evaluation import evaluate
+    from keel.training.experiment import evaluation_batch_size
 
     data = context.options.data
     if data is None:
