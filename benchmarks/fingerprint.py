@@ -33,7 +33,7 @@ from keel.guard.fingerprint import (
     preprocessing_fingerprint,
     reader_tokenizer_fingerprint,
 )
-from keel.guard.hashing import hash_file
+from keel.common.hashing import hash_file
 from keel.guard.preprocessing_cache import PreprocessingCache, instances_key
 
 DEFAULT_PATH = "/work/shared/data/sst2/train.tsv"

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from keel.guard.hashing import hash_file
+from keel.common.hashing import hash_file
 
 KEEL_HASH = [sys.executable, "-c", "from keel.cli.data import app; app()", "hash"]
 

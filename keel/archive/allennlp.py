@@ -18,9 +18,19 @@ from pathlib import Path
 
 import torch
 
-from keel.archive.archive import ArchiveLimits
+from keel.archive.archive import ArchiveLimits, extract_archive
+from keel.archive.components import describe_components
+from keel.archive.manifest import Manifest
+from keel.archive.model_archive import archive_model, load_weights_strictly
 from keel.common import errors
 from keel.common.errors import ArchiveError
+from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
+from keel.common.from_params import build
+from keel.common.hashing import sha256_file
+from keel.common.plugins import import_plugins
+from keel.data.vocabulary import Vocabulary
+from keel.models.model import Model
+from keel.training.experiment import validate_experiment
 
 ALLENNLP_WEIGHTS = "weights.th"
 
@@ -73,16 +83,6 @@ def import_allennlp_archive(
     unpickling; the config must validate against keel's components, and the weights must fit
     the model it builds exactly. The new archive records where it was imported from.
     """
-    from keel.archive.archive import extract_archive, sha256_file
-    from keel.archive.components import describe_components
-    from keel.archive.model_archive import archive_model, load_weights_strictly
-    from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
-    from keel.common.from_params import build
-    from keel.common.plugins import import_plugins
-    from keel.data.vocabulary import Vocabulary
-    from keel.models.model import Model
-    from keel.training.experiment import validate_experiment
-
     source = Path(source)
     import_plugins(include_packages)
     with tempfile.TemporaryDirectory(prefix="keel-allennlp-") as directory:
@@ -100,22 +100,21 @@ def import_allennlp_archive(
             raise ArchiveError(
                 f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
             ) from error
-        validation = validate_experiment(config)
+        validation = validate_experiment(config, check_files=False)
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
         model = build(Model, validation.resolved["model"], path="model", extras={"vocab": vocab})
         load_weights_strictly(model, read_allennlp_weights(root / ALLENNLP_WEIGHTS))
         work = Path(directory) / "work"
         work.mkdir()
-        provenance = {
-            "components": describe_components(validation.components),
-            "imported_from": {"format": "allennlp", "sha256": sha256_file(source)},
-        }
+        manifest = Manifest.new()
+        manifest.components = describe_components(validation.components)
+        manifest.imported_from = {"format": "allennlp", "sha256": sha256_file(source)}
         return archive_model(
             work,
             model=model,
             vocab=vocab,
             config=validation.resolved,
+            manifest=manifest,
             include_packages=list(include_packages),
-            provenance=provenance,
             archive_path=destination,
         )

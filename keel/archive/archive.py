@@ -1,6 +1,6 @@
 """``model.tar.gz``: written atomically, opened without trusting a single byte of it.
 
-Layout (format version 1)::
+Layout (format version 2; ``keel/archive/manifest.py`` has the history)::
 
     manifest.json           format version, versions, sha256 + size of every other member, ...
     config.json             the resolved config
@@ -17,29 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
 import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-import torch
-
-import keel
+from keel.archive.manifest import FileEntry, Manifest
 from keel.common import errors
 from keel.common.errors import ArchiveError, KeelError
-from keel.common.file_utils import atomic_path, sha256_file
+from keel.common.file_utils import atomic_path
 from keel.common.filenames import (
     MANIFEST_NAME,
 )
-
-FORMAT_VERSION = 1
+from keel.common.hashing import sha256_file
 
 MAX_MEMBERS = 20_000
 MAX_TOTAL_BYTES = 16 * 1024**3
@@ -57,48 +50,28 @@ class ArchiveLimits:
     max_total_bytes: int = MAX_TOTAL_BYTES
 
 
-def describe_files(root: Path) -> dict[str, dict[str, Any]]:
+def describe_files(root: Path) -> dict[str, FileEntry]:
     """sha256 and size of every file below ``root``, by POSIX relative path, sorted."""
-    files: dict[str, dict[str, Any]] = {}
+    files: dict[str, FileEntry] = {}
     for path in sorted(root.rglob("*")):
         if path.is_file():
             name = path.relative_to(root).as_posix()
             if name == MANIFEST_NAME:
                 continue
-            files[name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+            files[name] = FileEntry(sha256_file(path), path.stat().st_size)
     return files
 
 
-def base_manifest() -> dict[str, Any]:
-    import numpy
-
-    return {
-        "format_version": FORMAT_VERSION,
-        "keel_version": keel.__version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {
-            "python": ".".join(str(part) for part in __import__("sys").version_info[:3]),
-            "torch": torch.__version__,
-            "numpy": numpy.__version__,
-        },
-    }
-
-
-def write_archive(
-    staging: Path, destination: str | os.PathLike[str], manifest: Mapping[str, Any]
-) -> Path:
+def write_archive(staging: Path, destination: str | os.PathLike[str], manifest: Manifest) -> Path:
     """Pack the files in ``staging`` with ``manifest`` (gaining per-file hashes) into a tar.gz.
 
     Members are added in sorted order with fixed metadata, so the same content gives the same
     member list; the file appears under its final name only when complete.
     """
     destination = Path(destination)
-    full_manifest = dict(manifest)
-    full_manifest["files"] = describe_files(staging)
-    (staging / MANIFEST_NAME).write_text(
-        json.dumps(full_manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    names = [MANIFEST_NAME, *full_manifest["files"]]
+    manifest.files = describe_files(staging)
+    (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    names = [MANIFEST_NAME, *manifest.files]
     with atomic_path(destination) as temp, tarfile.open(temp, "w:gz") as tar:
         for name in names:
             path = staging / name
@@ -254,10 +227,14 @@ def read_member_bytes(
     try:
         with _open_tar(archive_path, ArchiveLimits()) as tar:
             for member in tar:
-                if member.name != name:
+                if member.name.removeprefix("./") != name:
                     continue
                 if not member.isfile():
-                    break
+                    raise ArchiveError(
+                        f"refusing archive member {member.name!r}: not a regular file (links "
+                        "and devices are refused)",
+                        code=errors.ARCHIVE_UNSAFE_MEMBER,
+                    )
                 if member.size > max_bytes:
                     raise ArchiveError(
                         f"{archive_path}: {name} is {member.size} bytes, over the "
@@ -281,26 +258,11 @@ def read_member_bytes(
     )
 
 
-def parse_manifest(data: bytes, archive_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest as a JSON object, or an ArchiveError saying why it is not one."""
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise ArchiveError(
-            f"{archive_path}: manifest.json is not valid JSON ({type(error).__name__}: {error})",
-            code=errors.ARCHIVE_CORRUPT,
-        ) from error
-    if not isinstance(manifest, dict):
-        raise ArchiveError(
-            f"{archive_path}: manifest.json holds a {type(manifest).__name__}, not an object",
-            code=errors.ARCHIVE_CORRUPT,
-        )
-    return manifest
-
-
-def read_manifest(archive_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of an archive, read without extracting anything to disk."""
-    return parse_manifest(read_member_bytes(archive_path, MANIFEST_NAME), archive_path)
+def read_manifest(archive_path: str | os.PathLike[str]) -> Manifest:
+    """The manifest of an archive, read within the archive limits without extracting anything."""
+    return Manifest.from_bytes(
+        read_member_bytes(archive_path, MANIFEST_NAME), f"{archive_path}: {MANIFEST_NAME}"
+    )
 
 
 @dataclass
@@ -326,18 +288,16 @@ class IntegrityReport:
         return "; ".join(parts)
 
 
-def check_integrity(root: Path, manifest: Mapping[str, Any]) -> IntegrityReport:
-    expected = manifest.get("files")
+def check_integrity(root: Path, manifest: Manifest) -> IntegrityReport:
+    """Every member of the extracted archive at ``root`` against the manifest's hashes."""
+    expected = manifest.files
     report = IntegrityReport()
-    if not isinstance(expected, dict):
-        report.missing.append("manifest 'files' section")
-        return report
     actual = describe_files(root)
     for name, entry in sorted(expected.items()):
         found = actual.get(name)
         if found is None:
             report.missing.append(name)
-        elif not isinstance(entry, dict) or found["sha256"] != entry.get("sha256"):
+        elif found.sha256 != entry.sha256:
             report.changed.append(name)
     report.unexpected.extend(sorted(set(actual) - set(expected)))
     return report
@@ -360,14 +320,9 @@ def opened_archive(
                 f"{archive_path}: no manifest.json; not a keel archive",
                 code=errors.ARCHIVE_MISSING_MEMBER,
             )
-        manifest = parse_manifest(manifest_path.read_bytes(), archive_path)
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ArchiveError(
-                f"{archive_path}: archive format version {version!r} is not supported by keel "
-                f"{keel.__version__} (reads versions up to {FORMAT_VERSION})",
-                code=errors.ARCHIVE_FORMAT_VERSION,
-            )
+        manifest = Manifest.from_bytes(
+            manifest_path.read_bytes(), f"{archive_path}: {MANIFEST_NAME}"
+        )
         if check_hashes:
             report = check_integrity(root, manifest)
             if not report.ok:

@@ -15,23 +15,24 @@ import importlib.util
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from keel.archive.manifest import ComponentRecord, Manifest
 from keel.common import errors
 from keel.common.errors import ArchiveError
-from keel.common.file_utils import sha256_file
 from keel.common.filenames import CODE_DIR  # noqa: E402  (re-exported)
+from keel.common.hashing import sha256_file
+from keel.common.registry import import_module_and_submodules
 
 SECTION = "custom_code"
 
 
 def custom_packages(
-    components: Iterable[Mapping[str, Any]], include_packages: Iterable[str] = ()
+    components: Iterable[ComponentRecord], include_packages: Iterable[str] = ()
 ) -> list[str]:
     """Top-level packages outside keel that define used components or were included."""
-    modules = [str(entry.get("module", "")) for entry in components]
+    modules = [component.module for component in components]
     modules += list(include_packages)
     tops = {module.split(".")[0] for module in modules if module}
     return sorted(top for top in tops if top != "keel")
@@ -85,18 +86,18 @@ def stage_code(packages: Iterable[str], staging: Path) -> list[str]:
     return written
 
 
-def bundled_packages(manifest: Mapping[str, Any]) -> list[str]:
+def bundled_packages(manifest: Manifest) -> list[str]:
     """The packages whose source the archive holds under ``code/``."""
-    section = manifest.get(SECTION)
+    section = manifest.custom_code
     if not isinstance(section, dict) or not section.get("bundled"):
         return []
     packages = section.get("packages")
     return sorted(packages) if isinstance(packages, dict) else []
 
 
-def source_differences(manifest: Mapping[str, Any]) -> list[str]:
+def source_differences(manifest: Manifest) -> list[str]:
     """Custom packages whose importable source differs from the recorded one, file by file."""
-    section = manifest.get(SECTION)
+    section = manifest.custom_code
     if not isinstance(section, dict) or not isinstance(section.get("packages"), dict):
         return []
     risks = []
@@ -132,26 +133,24 @@ def _cleanup() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def load_bundled_code(root: Path, manifest: Mapping[str, Any]) -> list[str]:
+def load_bundled_code(root: Path, manifest: Manifest) -> list[str]:
     """Import the bundled packages from an extracted archive; return the ones imported.
 
     Each file is checked against the manifest's hash before anything is imported. The code is
     copied to a folder that lives as long as the process, so tracebacks and ``inspect`` work.
     Packages already imported (for instance through ``--include-package``) are left alone.
     """
-    from keel.common.registry import import_module_and_submodules
-
     packages = bundled_packages(manifest)
     if not packages:
         return []
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    files = manifest.files
     source = root / CODE_DIR
     bundled = sorted(
         path.relative_to(root).as_posix() for path in source.rglob("*") if path.is_file()
     )
     for name in bundled:
         entry = files.get(name)
-        if not isinstance(entry, dict) or entry.get("sha256") != sha256_file(root / name):
+        if entry is None or entry.sha256 != sha256_file(root / name):
             raise ArchiveError(
                 f"bundled code {name} does not match the manifest's sha256; refusing to import it",
                 code=errors.ARCHIVE_HASH_MISMATCH,

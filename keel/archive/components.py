@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
 
+from keel.archive.manifest import LOCAL_SOURCE, ComponentRecord
 from keel.common.errors import RegistryError
-from keel.common.file_utils import sha256_file
 from keel.common.from_params import ComponentUse
-from keel.common.registry import Registrable
-
-LOCAL_SOURCE = "local source"
+from keel.common.hashing import sha256_file
+from keel.common.registry import Registrable, registered_base
 
 
 @lru_cache(maxsize=1)
@@ -39,76 +39,85 @@ def distribution_of(module_name: str) -> str:
 
 
 def source_sha256(module_name: str) -> str | None:
-    """sha256 of a module's source file, or None when it has none."""
+    """sha256 of an imported module's source file, or None when it has none. A module that is
+    not imported has none here: nothing is imported on the word of a manifest."""
+    module = sys.modules.get(module_name)
     try:
-        module = importlib.import_module(module_name)
-        path = inspect.getsourcefile(module)
-    except (ImportError, TypeError):
+        path = inspect.getsourcefile(module) if module is not None else None
+    except TypeError:
         return None
-    if not path:
-        return None
-    return sha256_file(path)
+    return sha256_file(path) if path else None
 
 
-def describe_components(uses: Sequence[ComponentUse]) -> list[dict[str, Any]]:
+def describe_components(uses: Sequence[ComponentUse]) -> list[ComponentRecord]:
     """The manifest's ``components`` section: one entry per (base, name), in config order."""
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    entries: dict[tuple[str, str], ComponentRecord] = {}
     for use in uses:
         key = (use.base, use.name)
         if key in entries:
-            entries[key]["paths"].append(use.path)
+            entries[key] = replace(entries[key], paths=(*entries[key].paths, use.path))
             continue
-        entry: dict[str, Any] = {
-            "base": use.base,
-            "name": use.name,
-            "module": use.module,
-            "class": use.qualname,
-            "distribution": distribution_of(use.module),
-            "paths": [use.path],
-        }
-        if not use.module.startswith("keel."):
-            entry["source_sha256"] = source_sha256(use.module)
-        entries[key] = entry
+        importlib.import_module(use.module)  # a class the config just built: imported already
+        entries[key] = ComponentRecord(
+            base=use.base,
+            name=use.name,
+            module=use.module,
+            class_name=use.qualname,
+            distribution=distribution_of(use.module),
+            paths=(use.path,),
+            source_sha256=None if use.module.startswith("keel.") else source_sha256(use.module),
+        )
     return list(entries.values())
 
 
-def _fix_for(entry: dict[str, Any]) -> str:
-    distribution = entry.get("distribution") or LOCAL_SOURCE
-    top = entry["module"].split(".")[0]
+def _fix_for(component: ComponentRecord) -> str:
+    distribution = component.distribution or LOCAL_SOURCE
+    top = component.module.split(".")[0]
     if distribution != LOCAL_SOURCE:
         return f"pip install '{distribution}'"
     return f"--include-package {top} (with its source on the Python path)"
 
 
 def check_components(
-    recorded: Iterable[dict[str, Any]], include_packages: Sequence[str] = ()
+    recorded: Iterable[ComponentRecord],
 ) -> tuple[list[str], list[str]]:
-    """(problems, risks): names that no longer resolve or resolve elsewhere; changed sources."""
+    """(problems, risks): names that no longer resolve or resolve elsewhere; changed sources.
+
+    Base classes and names are looked up in the registry as it stands (keel's components,
+    plugins and ``--include-package`` modules, imported beforehand); nothing is imported here.
+    """
     problems: list[str] = []
     risks: list[str] = []
-    for entry in recorded:
-        name, module = entry["name"], entry["module"]
-        base_module, _, base_name = entry["base"].rpartition(".")
-        where = ", ".join(entry.get("paths") or []) or "<root>"
-        try:
-            base = getattr(importlib.import_module(base_module), base_name)
-            assert isinstance(base, type) and issubclass(base, Registrable)
-            resolved = base.resolve(name).cls
-        except (ImportError, AttributeError, AssertionError, RegistryError):
+    for component in recorded:
+        where = ", ".join(component.paths) or "<root>"
+        base = registered_base(component.base)
+        registration = None
+        if base is not None and issubclass(base, Registrable):
+            try:
+                registration = base.resolve(component.name)
+            except RegistryError:
+                registration = None
+        if registration is None:
             problems.append(
-                f"{where}: registered name {name!r} ({base_name}) is not available; it came from "
-                f"{module}.{entry['class']} ({entry.get('distribution')}); fix: {_fix_for(entry)}"
+                f"{where}: registered name {component.name!r} ({component.base_name}) is not "
+                f"available; it came from {component.module}.{component.class_name} "
+                f"({component.distribution}); fix: {_fix_for(component)}"
             )
             continue
-        if resolved.__module__ != module or resolved.__qualname__ != entry["class"]:
+        resolved = registration.cls
+        if resolved.__module__ != component.module or (
+            resolved.__qualname__ != component.class_name
+        ):
             problems.append(
-                f"{where}: {name!r} now builds {resolved.__module__}.{resolved.__qualname__}, "
-                f"but the archive was made with {module}.{entry['class']}"
+                f"{where}: {component.name!r} now builds {resolved.__module__}."
+                f"{resolved.__qualname__}, but the archive was made with {component.module}."
+                f"{component.class_name}"
             )
             continue
-        expected_sha = entry.get("source_sha256")
-        if expected_sha and source_sha256(module) != expected_sha:
+        expected_sha = component.source_sha256
+        if expected_sha and source_sha256(component.module) != expected_sha:
             risks.append(
-                f"{where}: the source of {module} differs from the one the archive was made with"
+                f"{where}: the source of {component.module} differs from the one the archive "
+                "was made with"
             )
     return problems, risks

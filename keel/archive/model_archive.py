@@ -12,13 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from keel.archive.archive import ArchiveLimits, base_manifest, opened_archive, write_archive
-from keel.archive.bundled_code import (
-    SECTION as CUSTOM_CODE_SECTION,
-)
+from keel.archive.archive import ArchiveLimits, opened_archive, write_archive
 from keel.archive.bundled_code import (
     bundled_packages,
     custom_packages,
@@ -27,7 +22,10 @@ from keel.archive.bundled_code import (
     source_differences,
     stage_code,
 )
+from keel.archive.components import check_components
+from keel.archive.manifest import Manifest
 from keel.archive.resources import pack_resources, unpack_resources
+from keel.archive.signing import verify_signature
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.common.filenames import (
@@ -41,6 +39,7 @@ from keel.common.filenames import (
 from keel.common.from_params import build
 from keel.common.params import dump_config
 from keel.common.plugins import import_plugins
+from keel.common.weights import read_weights, save_weights
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
@@ -58,7 +57,7 @@ class Archive:
     validation_dataset_reader: DatasetReader
     config: dict[str, Any]
     vocab: Vocabulary
-    manifest: dict[str, Any]
+    manifest: Manifest
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,23 +67,6 @@ def state_dict_schema(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, 
         key: {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
         for key, tensor in sorted(state.items())
     }
-
-
-def save_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
-    # Cloning detaches shared storage, which safetensors refuses to write.
-    state = {
-        key: value.detach().cpu().contiguous().clone() for key, value in model.state_dict().items()
-    }
-    save_file(state, str(path), metadata={"format": "pt"})
-
-
-def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ArchiveError(
-            f"{Path(path).name}: unreadable weights ({error})", code=errors.ARCHIVE_CORRUPT
-        ) from error
 
 
 def weight_mismatches(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
@@ -126,44 +108,43 @@ def archive_model(
     model: Model,
     vocab: Vocabulary,
     config: Mapping[str, Any],
+    manifest: Manifest | None = None,
     metrics: Mapping[str, Any] | None = None,
     include_packages: Iterable[str] = (),
-    provenance: Mapping[str, Any] | None = None,
+    golden: Mapping[str, Any] | None = None,
     archive_path: str | os.PathLike[str] | None = None,
     bundle_code: bool = False,
 ) -> Path:
     """Write ``model.tar.gz`` (config, safetensors weights, vocabulary, manifest) atomically.
 
-    ``provenance`` adds manifest sections (components, data hashes, fingerprints, seeds); its
-    ``golden`` entry is stored as the golden predictions file instead. The sources of custom
-    (non-keel) packages are always hashed in the manifest; ``bundle_code`` also stores them.
+    ``manifest`` carries what the caller knows of how the model was made (components, data
+    hashes, fingerprints, seeds); this fills in the rest (weights schema, metrics, environment,
+    custom code, member hashes). ``golden`` is stored as the golden predictions file. The
+    sources of custom (non-keel) packages are always hashed; ``bundle_code`` also stores them.
     """
     directory = Path(serialization_dir)
     destination = Path(archive_path) if archive_path else directory / ARCHIVE_NAME
-    manifest = base_manifest()
-    manifest["state_dict_schema"] = state_dict_schema(model.state_dict())
-    manifest["validation_metrics"] = {
+    manifest = manifest if manifest is not None else Manifest.new()
+    manifest.state_dict_schema = state_dict_schema(model.state_dict())
+    manifest.validation_metrics = {
         key: value
         for key, value in (metrics or {}).items()
         if key.startswith(("best_", "validation_"))
     }
-    manifest["include_packages"] = list(include_packages)
-    sections = dict(provenance or {})
-    golden = sections.pop("golden", None)
-    manifest.update(sections)
-    packages = custom_packages(manifest.get("components") or [], include_packages)
-    manifest[CUSTOM_CODE_SECTION] = {
+    manifest.include_packages = list(include_packages)
+    packages = custom_packages(manifest.components or [], include_packages)
+    manifest.custom_code = {
         "bundled": bool(bundle_code and packages),
         "packages": describe_custom_code(packages),
     }
     env_file = directory / ENV_FILE
     if env_file.is_file():
-        manifest["environment"] = json.loads(env_file.read_text(encoding="utf-8"))
+        manifest.environment = json.loads(env_file.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix=".archive-", dir=directory) as staging_name:
         staging = Path(staging_name)
         config = pack_resources(dict(config), staging)
         (staging / CONFIG_NAME).write_text(dump_config(config), encoding="utf-8")
-        save_weights(model, staging / WEIGHTS_NAME)
+        save_weights(model.state_dict(), staging / WEIGHTS_NAME)
         vocab.save_to_files(str(staging / VOCABULARY_DIR))
         if golden is not None:
             golden_path = staging / GOLDEN_FILE
@@ -194,8 +175,6 @@ def load_archive(
     the registered name, its module and the fix.
     """
     if require_signature or trusted_keys:
-        from keel.archive.signing import verify_signature
-
         verify_signature(archive_path, trusted_keys)
     import_plugins(include_packages)
     with opened_archive(archive_path, limits=limits) as (root, manifest):
@@ -227,13 +206,11 @@ def load_archive(
 
 
 def check_archive_components(
-    archive_path: str | os.PathLike[str], manifest: Mapping[str, Any], trusted_code: bool
+    archive_path: str | os.PathLike[str], manifest: Manifest, trusted_code: bool
 ) -> list[str]:
     """Raise if a recorded component is unavailable here; return the risks (changed sources)."""
-    from keel.archive.components import check_components
-
-    recorded = manifest.get("components")
-    if not isinstance(recorded, list):
+    recorded = manifest.components
+    if recorded is None:
         return []
     problems, risks = check_components(recorded)
     if problems:

@@ -19,10 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keel.archive.archive import read_member_bytes
 from keel.common import errors
 from keel.common.errors import ArchiveError
-from keel.common.file_utils import sha256_file
-from keel.common.filenames import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, SIGNATURE_SUFFIX
+from keel.common.file_utils import atomic_write_text
+from keel.common.filenames import (
+    MANIFEST_NAME,
+    PRIVATE_KEY_NAME,
+    PUBLIC_KEY_NAME,
+    SIGNATURE_SUFFIX,
+)
+from keel.common.hashing import sha256_file
 
 SIGNATURE_FORMAT = 1
 ALGORITHM = "ed25519"
@@ -144,8 +151,6 @@ def trusted_public_keys(
 
 
 def _archive_hashes(archive_path: Path) -> tuple[str, str]:
-    from keel.archive.archive import read_member_bytes
-    from keel.common.filenames import MANIFEST_NAME
 
     if not archive_path.is_file():
         raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
@@ -159,7 +164,6 @@ def sign_archive(
     output: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the detached signature of ``archive_path`` (default ``<archive>.sig``)."""
-    from keel.common.file_utils import atomic_write_text
 
     archive_path = Path(archive_path)
     private_key = load_private_key(private_key_path)

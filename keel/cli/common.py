@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 
 from keel.common.errors import KeelError
+from keel.guard.results import Report
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,6 +76,65 @@ def keel_errors_exit(function: F) -> F:
             raise typer.Exit(EXIT_ERROR) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+_STATUS_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "not_checked": "bold magenta",
+    "skipped": "yellow",
+}
+
+AllowUnchecked = Annotated[
+    list[str],
+    typer.Option(
+        "--allow-unchecked",
+        help="Accept that this check could not check (its not_checked no longer fails the "
+        "verdict; every output still shows it). Repeatable.",
+    ),
+]
+JunitOption = Annotated[
+    Path | None, typer.Option("--junit", help="Also write the report as JUnit XML here.")
+]
+
+
+def emit_report(report: Report, *, as_json: bool = False, junit: Path | None = None) -> int:
+    """Render a guard report (table on stderr, or JSON on stdout; JUnit XML to a file) and
+    return its exit code: 0 when the verdict passes, 1 when it fails."""
+    from rich.table import Table
+
+    from keel.common.file_utils import atomic_write_text
+
+    if junit is not None:
+        atomic_write_text(junit, report.to_junit_xml())
+    if as_json:
+        sys.stdout.write(report.to_json())
+    else:
+        table = Table(title=f"keel {report.command} {report.subject}", show_lines=False)
+        for column in ("check", "result", "reason"):
+            table.add_column(column, overflow="fold")
+        for check in report.checks:
+            status = str(check.status)
+            cell = f"[{_STATUS_STYLE[status]}]{status}[/]"
+            if check.allowed_by:
+                cell += f"\n[dim](allowed by {rich_escape(check.allowed_by)})[/]"
+            reason = rich_escape(check.reason)
+            if check.fix and check.blocks:
+                reason += f"\nfix: {rich_escape(check.fix)}"
+            table.add_row(rich_escape(check.name), cell, reason)
+        # The report is the command's output: stdout (a Console per call, so a caller that
+        # swaps sys.stdout, as CliRunner does, captures it); the verdict line too.
+        out = Console(file=sys.stdout, soft_wrap=False)
+        out.print(table)
+        if report.ok:
+            verdict = "[green]PASS[/]"
+            if report.escapes:
+                allowed = ", ".join(str(item["allowed_by"]) for item in report.escapes)
+                verdict += f" [magenta](with escapes: {rich_escape(allowed)})[/]"
+        else:
+            verdict = f"[bold red]FAIL[/] ({rich_escape(', '.join(report.failed))})"
+        out.print(f"verdict: {verdict}", highlight=False)
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def write_json_lines(rows: list[dict[str, Any]], destination: str | None) -> None:

@@ -16,8 +16,10 @@ import typer
 from keel.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    AllowUnchecked,
     ExtVar,
     IncludePackage,
+    JunitOption,
     Overrides,
     keel_errors_exit,
 )
@@ -48,7 +50,7 @@ def hash_command(
 ) -> None:
     """Print the sha256 of each FILE exactly as sha256sum does (sha256sum -c accepts it)."""
     from keel.common.errors import DataError
-    from keel.guard.hashing import hash_file, sha256sum_line, stdin_hash
+    from keel.common.hashing import hash_file, sha256sum_line, stdin_hash
 
     failed = False
     for name in files or ["-"]:
@@ -108,6 +110,7 @@ def fingerprint_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the full JSON document to stdout.")
     ] = False,
+    allow_unchecked: AllowUnchecked = [],  # noqa: B006
     overrides: Overrides = None,
     ext_var: ExtVar = [],  # noqa: B006 (typer needs a literal default)
     include_package: IncludePackage = [],  # noqa: B006
@@ -116,18 +119,16 @@ def fingerprint_command(
 
     With an archive the ids come from the model's vocabulary, and when DATA has the same bytes
     as one of the training run's data files, its preprocessing is compared with what the run
-    recorded: exit 1 when it differs (same data, preprocessed differently here). With a config
+    recorded: exit 1 when it differs (same data, preprocessed differently here), and when the
+    record cannot be compared (another fingerprint format) unless --allow-unchecked
+    "recorded preprocessing". With a config
     the vocabulary is built from DATA itself (using the config's "vocabulary" section), so the
     digest is comparable only with other config-based fingerprints of the same file.
     """
     from keel.common.file_utils import atomic_write_json
-    from keel.guard.fingerprint import (
-        DIFFERS,
-        compare_with_recorded,
-        fingerprint_data_file,
-        recorded_role,
-    )
-    from keel.guard.hashing import hash_file
+    from keel.common.hashing import hash_file
+    from keel.guard.fingerprint import compare_with_recorded, fingerprint_data_file
+    from keel.guard.results import NOT_CHECKED, Report
 
     comparison = None
     if _is_archive(source):
@@ -135,7 +136,7 @@ def fingerprint_command(
 
         archive = load_archive(source, include_packages=include_package)
         # The split DATA was recorded as decides the reader: validation may differ from train.
-        role = recorded_role(archive.manifest, hash_file(data).sha256)
+        role = archive.manifest.recorded_role(hash_file(data).sha256)
         reader = archive.validation_dataset_reader if role not in (None, "train") else None
         result = fingerprint_data_file(reader or archive.dataset_reader, data, vocab=archive.vocab)
         comparison = compare_with_recorded(archive.manifest, result.file, result.preprocessing)
@@ -143,11 +144,15 @@ def fingerprint_command(
         reader, _, config = _load_source(source, overrides, ext_var, include_package)
         result = fingerprint_data_file(reader, data, vocabulary_config=config.get("vocabulary"))
     document = result.to_dict()
+    failed = False
     if comparison is not None:
         document["recorded"] = comparison.to_dict()
+        verdict = Report("data fingerprint", str(data), [comparison.to_check()])
+        verdict.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+        document["verdict"] = verdict.to_dict()
+        failed = not verdict.ok
     if output is not None:
         atomic_write_json(output, document)
-    failed = comparison is not None and comparison.status == DIFFERS
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         if failed:
@@ -189,6 +194,7 @@ def validate_command(
         typer.Option("--max-errors", min=1, help="Stop after this many errors."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    junit: JunitOption = None,
     overrides: Overrides = None,
     ext_var: ExtVar = [],  # noqa: B006
     include_package: IncludePackage = [],  # noqa: B006
@@ -213,6 +219,12 @@ def validate_command(
         if train_path.resolve() != data.resolve():
             known = labels_from_instances(_read_training_labels(reader, train_path))
     report = validate_data(reader, data, known_labels=known, max_errors=max_errors)
+    if junit is not None:
+        from keel.common.file_utils import atomic_write_text
+        from keel.guard.results import Report
+
+        verdict = Report("data validate", str(data), [report.to_check()])
+        atomic_write_text(junit, verdict.to_junit_xml())
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -17,7 +17,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from keel.cli.common import EXIT_FAILED, EXIT_OK, console, keel_errors_exit
+from keel.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    AllowUnchecked,
+    JunitOption,
+    console,
+    emit_report,
+    keel_errors_exit,
+)
 
 app = typer.Typer(
     name="env",
@@ -31,10 +39,6 @@ _STYLES = {
     "breaking": "bold red",
     "risky": "yellow",
     "info": "dim",
-    "ok": "green",
-    "warn": "yellow",
-    "fail": "bold red",
-    "skip": "dim",
 }
 
 
@@ -83,8 +87,9 @@ def diff(
         list[str],
         typer.Option(
             "--require",
-            help="A distribution providing components the model uses (repeatable); without any, "
-            "every tokenization library is assumed to be used.",
+            help="A distribution providing components the model uses (repeatable). An archive "
+            "source adds the distributions its components come from (as verify does); with "
+            "neither, every tokenization library is assumed to be used.",
         ),
     ] = [],  # noqa: B006 (typer needs a literal default)
     show_info: Annotated[
@@ -93,12 +98,18 @@ def diff(
 ) -> None:
     """Compare environment B against reference A, grouped by severity with a reason for each."""
     from keel.guard.env_diff import diff_environments
-    from keel.guard.environment import load_environment
+    from keel.guard.environment import load_environment, required_distributions
 
+    # An archive says which distributions its model depends on, exactly as verify reads it.
+    required = [*require]
+    from_archives = [required_distributions(source) for source in (a, b)]
+    for names in from_archives:
+        required += names or []
+    any_known = bool(require) or any(names is not None for names in from_archives)
     result = diff_environments(
         load_environment(a),
         load_environment(b),
-        required_distributions=list(require) or None,
+        required_distributions=sorted(set(required)) if any_known else None,
         a_label=a,
         b_label=b,
     )
@@ -125,31 +136,29 @@ def diff(
 @keel_errors_exit
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    junit: JunitOption = None,
+    allow_unchecked: AllowUnchecked = [],  # noqa: B006
     tolerance: Annotated[
         float, typer.Option("--tolerance", help="Relative tolerance of the numerics checks.")
     ] = 1e-4,
 ) -> None:
     """Check the GPU stack (driver, CUDA build, kernels, cuDNN, numerics) or the CPU path."""
     from keel.guard.gpu_check import check_gpu_stack
+    from keel.guard.results import NOT_CHECKED
 
-    report = check_gpu_stack(tolerance=tolerance)
+    result = check_gpu_stack(tolerance=tolerance)
+    report = result.to_report()
+    report.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
     if as_json:
-        _print_json(report.to_dict())
-    else:
-        with_fix = any(item.fix for item in report.items)
-        table = Table(title="keel env check")
-        for column in ("check", "status", "finding", *(["fix"] if with_fix else [])):
-            table.add_column(column, overflow="fold")
-        for item in report.items:
-            status = str(item.status)
-            cells = [escape(item.name), f"[{_STYLES[status]}]{status}[/]", escape(item.message)]
-            table.add_row(*cells, *([escape(item.fix or "")] if with_fix else []))
-        _stdout().print(table)
-        if not report.ok:
-            console.print(
-                f"[bold red]{escape(f'[{report.code}]')} GPU check failed[/]", highlight=False
-            )
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+        document = report.to_dict()
+        document.update({"code": result.code, "gpu_present": result.gpu_present})
+        _print_json(document)
+        if junit is not None:
+            from keel.common.file_utils import atomic_write_text
+
+            atomic_write_text(junit, report.to_junit_xml())
+        raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+    raise typer.Exit(emit_report(report, junit=junit))
 
 
 @app.command("export")

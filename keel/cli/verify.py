@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from keel.cli.common import EXIT_FAILED, EXIT_OK, IncludePackage, console, keel_errors_exit
+from keel.cli.common import (
+    AllowUnchecked,
+    IncludePackage,
+    JunitOption,
+    emit_report,
+    keel_errors_exit,
+)
 from keel.cli.train import TrustBundledCode
-
-_STYLE = {"pass": "green", "fail": "bold red", "skipped": "yellow"}
 
 
 @keel_errors_exit
@@ -32,8 +33,9 @@ def verify(
     allow_env_drift: Annotated[
         bool, typer.Option("--allow-env-drift", help="Do not fail on breaking env differences.")
     ] = False,
+    allow_unchecked: AllowUnchecked = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    junit: JunitOption = None,
     include_package: IncludePackage = [],  # noqa: B006
     signer: Annotated[
         list[Path],
@@ -45,8 +47,11 @@ def verify(
     ] = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
 ) -> None:
-    """Check that ARCHIVE still behaves here exactly as when it was trained (exit 1 if not)."""
-    from keel.common.file_utils import atomic_write_text
+    """Check that ARCHIVE still behaves here exactly as when it was trained (exit 1 if not).
+
+    A step that could not check (nothing recorded to compare with) is not_checked and fails the
+    verdict unless named with --allow-unchecked STEP.
+    """
     from keel.common.plugins import import_plugins
     from keel.guard.verify import verify_archive
 
@@ -59,21 +64,12 @@ def verify(
         tolerance=tolerance,
         metric_tolerance=metric_tolerance,
         allow_env_drift=allow_env_drift,
+        allow_unchecked=tuple(allow_unchecked),
         include_packages=tuple(include_package),
         signers=tuple(str(path) for path in signer),
         trusted_keys_dirs=tuple(str(path) for path in trusted_keys),
     )
-    if junit:
-        atomic_write_text(junit, report.to_junit_xml())
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    else:
-        render_steps(f"keel verify {archive}", [(s.name, s.status, s.reason) for s in report.steps])
-        verdict = (
-            "[green]PASS[/]" if report.ok else f"[bold red]FAIL[/] ({', '.join(report.failed)})"
-        )
-        console.print(f"verdict: {verdict}")
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+    raise typer.Exit(emit_report(report, as_json=as_json, junit=junit))
 
 
 def _import_bundled_code(archive: Path, signers: list[Path], trusted_dirs: list[Path]) -> None:
@@ -92,6 +88,8 @@ def _import_bundled_code(archive: Path, signers: list[Path], trusted_dirs: list[
 def doctor(
     archive: Annotated[Path | None, typer.Argument(help="An archive to verify too.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    junit: JunitOption = None,
+    allow_unchecked: AllowUnchecked = [],  # noqa: B006
     include_package: IncludePackage = [],  # noqa: B006
 ) -> None:
     """env check + verify (with an archive) + a reproducibility checklist, one exit code."""
@@ -99,20 +97,9 @@ def doctor(
     from keel.guard.doctor import run_doctor
 
     import_plugins(include_package)
-    report = run_doctor(str(archive) if archive else None, include_packages=tuple(include_package))
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    else:
-        render_steps("keel doctor", [(c.name, c.status, c.reason) for c in report.checks])
-        console.print(f"verdict: {'[green]PASS[/]' if report.ok else '[bold red]FAIL[/]'}")
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
-
-
-def render_steps(title: str, rows: list[tuple[str, str, str]]) -> None:
-    table = Table(title=title, show_lines=False)
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("reason", overflow="fold")
-    for name, status, reason in rows:
-        table.add_row(name, f"[{_STYLE.get(status, '')}]{status}[/]", reason)
-    console.print(table)
+    report = run_doctor(
+        str(archive) if archive else None,
+        include_packages=tuple(include_package),
+        allow_unchecked=tuple(allow_unchecked),
+    )
+    raise typer.Exit(emit_report(report, as_json=as_json, junit=junit))

@@ -8,7 +8,6 @@ loss. A reader therefore sees either the old content or the new one, never a par
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -18,12 +17,6 @@ from pathlib import Path
 from typing import IO, Any
 
 PathLike = str | os.PathLike[str]
-
-
-def sha256_file(path: PathLike) -> str:
-    """The hex sha256 of a file's bytes, read in chunks (the one file hash keel computes)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def canonical_json(value: Any) -> str:

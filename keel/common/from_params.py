@@ -14,9 +14,10 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from keel.common import errors
+from keel.common.constraints import ExistingFile, Supplied, constraints_of, is_supplied
 from keel.common.errors import (
     ConfigIssue,
     ConfigurationError,
@@ -24,27 +25,32 @@ from keel.common.errors import (
     RegistryError,
     did_you_mean,
 )
-from keel.common.lazy import Lazy
 from keel.common.registry import Registrable, unknown_name_message
 
-# Parameters the framework passes at run time; a config never needs to (and usually cannot)
-# provide them. Validation treats them as supplied.
-INJECTED_PARAMETERS = frozenset(
-    {
-        "vocab",
-        "instances",
-        "model_parameters",
-        "model",
-        "data_loader",
-        "validation_data_loader",
-        "serialization_dir",
-        "num_epochs",
-        "num_steps_per_epoch",
-        "optimizer",
-    }
-)
-
 _MISSING = object()
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A validated config for a ``T`` that is built later with extras, e.g. model parameters.
+
+    ``Lazy[Optimizer]`` in a constructor signature receives one of these; call
+    ``construct(model_parameters=...)`` when the parameters exist.
+    """
+
+    def __init__(self, annotation: Any, config: Any, path: str = "") -> None:
+        self.annotation = annotation
+        self.config = config
+        self.path = path
+
+    def construct(self, **extras: Any) -> T:
+        return build(self.annotation, self.config, path=self.path, extras=extras)
+
+    def __repr__(self) -> str:
+        name = getattr(self.annotation, "__name__", repr(self.annotation))
+        return f"Lazy[{name}]({self.config!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +89,16 @@ def validate(
     config: Any,
     *,
     path: str = "",
-    injected: collections.abc.Iterable[str] = INJECTED_PARAMETERS,
+    supplied: collections.abc.Iterable[str] = (),
+    check_files: bool = True,
 ) -> Validation:
-    """Check ``config`` against ``annotation`` without constructing anything."""
-    walker = _Walker(build=False, extras={}, injected=frozenset(injected))
+    """Check ``config`` against ``annotation`` without constructing anything.
+
+    Parameters marked ``Supplied`` (and any named in ``supplied``) are passed at run time, so a
+    config need not give them. ``check_files=False`` skips the existence check of ``DataFile``
+    paths (an archived config names files of the machine that trained it).
+    """
+    walker = _Walker(build=False, extras={}, injected=frozenset(supplied), check_files=check_files)
     resolved = walker.walk(annotation, config, path)
     return Validation(walker.issues, resolved, walker.components)
 
@@ -107,9 +119,9 @@ def build(
 ) -> Any:
     """Validate ``config`` as a whole, then construct it; ``extras`` are run-time arguments."""
     extras = dict(extras or {})
-    validation = validate(annotation, config, path=path, injected=INJECTED_PARAMETERS | set(extras))
+    validation = validate(annotation, config, path=path, supplied=extras, check_files=False)
     validation.raise_if_invalid()
-    walker = _Walker(build=True, extras=extras, injected=frozenset(extras))
+    walker = _Walker(build=True, extras=extras, injected=frozenset(extras), check_files=False)
     return walker.walk(annotation, validation.resolved, path)
 
 
@@ -121,6 +133,10 @@ def describe(annotation: Any) -> str:
         return "null"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        constraints = constraints_of(args[1:])
+        inner = describe(args[0])
+        return ", ".join([inner, *(c.description for c in constraints)])
     if origin in (Union, types.UnionType):
         return " or ".join(describe(arg) for arg in args)
     if origin is Literal:
@@ -175,22 +191,57 @@ def constructor_parameters(cls_or_callable: Any) -> list[tuple[str, inspect.Para
             result.append((name, parameter, hints.get(name, Any)))
         if not has_var_keyword:
             break
+    if isinstance(cls_or_callable, type):
+        # A run-time parameter stays one in subclasses that re-declare it without the marker
+        # (``def __init__(self, vocab: Vocabulary, ...)`` in a plugin model).
+        inherited = _supplied_in_bases(cls_or_callable)
+        result = [
+            (name, parameter, Annotated[hint, Supplied])
+            if name in inherited and not _is_supplied(hint)
+            else (name, parameter, hint)
+            for name, parameter, hint in result
+        ]
     return result
+
+
+def _supplied_in_bases(cls: type) -> set[str]:
+    """Names that some constructor in ``cls``'s MRO marks ``Supplied``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or init is object.__init__:
+            continue
+        names.update(name for name, hint in _type_hints(init).items() if _is_supplied(hint))
+    return names
 
 
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(function)
-    except Exception:  # unresolvable forward references: fall back to what resolves
+        return typing.get_type_hints(function, include_extras=True)
+    except Exception:  # names imported only for type checking: they read as Any
         hints: dict[str, Any] = {}
         module = inspect.getmodule(function)
-        namespace = vars(module) if module else {}
+        lenient = _LenientNamespace(vars(module) if module else {})
         for name, raw in getattr(function, "__annotations__", {}).items():
             try:
-                hints[name] = eval(raw, namespace) if isinstance(raw, str) else raw  # noqa: S307
+                hints[name] = eval(raw, {}, lenient) if isinstance(raw, str) else raw  # noqa: S307
             except Exception:
                 hints[name] = Any
         return hints
+
+
+class _LenientNamespace(dict[str, Any]):
+    """A module's names, builtins, and ``Any`` for any other name, so that an annotation such
+    as ``Annotated[Vocabulary, Supplied] | None`` keeps its markers when ``Vocabulary`` is
+    imported only under ``TYPE_CHECKING``."""
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        super().__init__(namespace)
+
+    def __missing__(self, key: str) -> Any:
+        import builtins
+
+        return getattr(builtins, key, Any)
 
 
 def _is_json_value(value: Any) -> bool:
@@ -220,10 +271,18 @@ def _join(path: str, key: str | int) -> str:
 class _Walker:
     """One pass over a config: collects issues (validate) or constructs objects (build)."""
 
-    def __init__(self, *, build: bool, extras: dict[str, Any], injected: frozenset[str]) -> None:
+    def __init__(
+        self,
+        *,
+        build: bool,
+        extras: dict[str, Any],
+        injected: frozenset[str],
+        check_files: bool = True,
+    ) -> None:
         self.building = build
         self.extras = extras
         self.injected = injected
+        self.check_files = check_files
         self.issues: list[ConfigIssue] = []
         self.components: list[ComponentUse] = []
 
@@ -239,6 +298,8 @@ class _Walker:
             if value is not None:
                 self._wrong_type(annotation, value, path)
             return None
+        if origin is Annotated:
+            return self._walk_annotated(args[0], args[1:], value, path)
         if origin in (Union, types.UnionType):
             return self._walk_union(annotation, args, value, path)
         if origin is Literal:
@@ -268,6 +329,26 @@ class _Walker:
             return self._walk_class(annotation, value, path)
         return value
 
+    def _walk_annotated(self, inner: Any, metadata: tuple[Any, ...], value: Any, path: str) -> Any:
+        """The inner type's checks, then each constraint on a value of the right type."""
+        before = len(self.issues)
+        result = self.walk(inner, value, path)
+        if len(self.issues) > before:
+            return result
+        for constraint in constraints_of(metadata):
+            if isinstance(constraint, ExistingFile) and not self.check_files:
+                continue
+            problem = constraint.problem(value)
+            if problem is not None:
+                self.issue(
+                    errors.BAD_VALUE,
+                    path,
+                    problem,
+                    expected=f"{describe(inner)}, {constraint.description}",
+                    found=value,
+                )
+        return result
+
     # -- scalars and containers ----------------------------------------------------------------
 
     def _wrong_type(self, annotation: Any, value: Any, path: str) -> None:
@@ -290,7 +371,10 @@ class _Walker:
         for candidate in candidates:
             # Trials only choose the alternative, so run-time arguments count as supplied.
             trial = _Walker(
-                build=False, extras=self.extras, injected=self.injected | INJECTED_PARAMETERS
+                build=False,
+                extras=self.extras,
+                injected=self.injected,
+                check_files=self.check_files,
             )
             trial.walk(candidate, value, path)
             if not trial.issues:
@@ -456,7 +540,12 @@ class _Walker:
                     errors.UNKNOWN_KEY,
                     _join(path, key),
                     f"{cls.__name__} has no parameter {key!r}",
-                    expected="one of: " + ", ".join(n for n in names if n not in self.injected),
+                    expected="one of: "
+                    + ", ".join(
+                        n
+                        for n, _, h in parameters
+                        if n not in self.injected and not _is_supplied(h)
+                    ),
                     suggestion=did_you_mean(key, names),
                 )
         for name, parameter, hint in parameters:
@@ -467,7 +556,7 @@ class _Walker:
                 kwargs[name] = item
             elif name in self.extras:
                 kwargs[name] = self.extras[name]
-            elif name in self.injected:
+            elif name in self.injected or _is_supplied(hint):
                 continue
             elif parameter.default is not inspect.Parameter.empty:
                 if _is_json_value(parameter.default):
@@ -509,6 +598,16 @@ def _under(path: str, issue: ConfigIssue) -> ConfigIssue:
     if not path or issue.path == path or issue.path.startswith((f"{path}.", f"{path}[")):
         return issue
     return dataclasses.replace(issue, path=_join(path, issue.path) if issue.path else path)
+
+
+def _is_supplied(hint: Any) -> bool:
+    """Whether a parameter's hint marks it as passed at run time (``Annotated[T, Supplied]``,
+    possibly inside ``Optional``)."""
+    if typing.get_origin(hint) is Annotated:
+        return is_supplied(typing.get_args(hint)[1:])
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return any(_is_supplied(arg) for arg in typing.get_args(hint))
+    return False
 
 
 def _depth(issues: list[ConfigIssue]) -> int:

@@ -69,13 +69,11 @@ class Registrable:
         if name in registry:
             return registry[name]
         if "." in name:
-            # A fully qualified class path works too, as in AllenNLP.
+            # A fully qualified class path works too, as in AllenNLP, but only for a module that
+            # is already imported (keel's own, plugins, --include-package): a name read from a
+            # config or an archive never makes keel import, and so run, a module.
             module_name, _, class_name = name.rpartition(".")
-            try:
-                module = importlib.import_module(module_name)
-                found = getattr(module, class_name)
-            except (ImportError, AttributeError):
-                found = None
+            found = getattr(sys.modules.get(module_name), class_name, None)
             if isinstance(found, type) and issubclass(found, cls):
                 return Registration(found)
         raise RegistryError(unknown_name_message(cls, name), code=errors.UNKNOWN_COMPONENT)
@@ -117,13 +115,22 @@ def unknown_name_message(base: type, name: str) -> str:
         message += f" Registered: {', '.join(sorted(available))}."
     message += (
         " If it comes from your own code or a plugin, pass --include-package with the module "
-        "that defines it."
+        "that defines it" + (f" ({name.rpartition('.')[0]})" if "." in name else "") + "."
     )
     return message
 
 
 def registered_bases() -> list[type]:
     return sorted(Registrable._registry, key=_qualname)
+
+
+def registered_base(qualified_name: str) -> type | None:
+    """The Registrable base class whose ``module.QualName`` is ``qualified_name``, if one has
+    registrations; looked up, never imported."""
+    for base in Registrable._registry:
+        if _qualname(base) == qualified_name:
+            return base
+    return None
 
 
 def registry_snapshot() -> dict[str, dict[str, str]]:

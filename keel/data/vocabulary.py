@@ -14,8 +14,10 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
 from keel.common import errors
+from keel.common.constraints import Supplied
 from keel.common.errors import ConfigIssue, ConfigurationError, DataError
 from keel.common.registry import Registrable
 from keel.data.instance import Instance
@@ -64,7 +66,7 @@ class Vocabulary(Registrable):
     @classmethod
     def from_instances(
         cls,
-        instances: Iterable[Instance],
+        instances: Annotated[Iterable[Instance], Supplied],
         min_count: dict[str, int] | None = None,
         max_vocab_size: int | dict[str, int] | None = None,
         non_padded_namespaces: list[str] | None = None,
@@ -123,7 +125,7 @@ class Vocabulary(Registrable):
     @classmethod
     def from_files_and_instances(
         cls,
-        instances: Iterable[Instance],
+        instances: Annotated[Iterable[Instance], Supplied],
         directory: str,
         min_count: dict[str, int] | None = None,
         max_vocab_size: int | dict[str, int] | None = None,
@@ -143,7 +145,7 @@ class Vocabulary(Registrable):
 
     def extend_from_instances(
         self,
-        instances: Iterable[Instance],
+        instances: Annotated[Iterable[Instance], Supplied],
         min_count: dict[str, int] | None = None,
         max_vocab_size: int | dict[str, int] | None = None,
         non_padded_namespaces: list[str] | None = None,

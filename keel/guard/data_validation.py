@@ -21,6 +21,7 @@ from keel.common.errors import DataError
 from keel.data.fields.label_field import LabelField
 from keel.data.fields.sequence_label_field import SequenceLabelField
 from keel.data.fields.text_field import TextField
+from keel.guard.results import FAIL, PASS, CheckResult
 
 if TYPE_CHECKING:
     from keel.data.dataset_readers.dataset_reader import DatasetReader
@@ -74,6 +75,20 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return self.error_count == 0
+
+    def to_check(self) -> CheckResult:
+        """The validation as one check of the guard's result vocabulary."""
+        if self.ok:
+            return CheckResult(
+                "data validate", PASS, f"{self.instances} instances read; no error", self.to_dict()
+            )
+        counts = ", ".join(f"{code}: {n}" for code, n in sorted(self.error_counts.items()))
+        return CheckResult(
+            "data validate",
+            FAIL,
+            f"{self.error_count} error(s) ({counts}) in {self.instances} instances read",
+            self.to_dict(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

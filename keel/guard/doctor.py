@@ -2,69 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from keel.archive.archive import read_manifest
+from keel.archive.manifest import Manifest
 from keel.common.errors import KeelError
-
-PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "reason": self.reason}
+from keel.common.filenames import CONFIG_NAME
+from keel.guard.gpu_check import check_gpu_stack
+from keel.guard.results import FAIL, NOT_CHECKED, PASS, CheckResult, Report
+from keel.guard.verify import SIGNATURE_STEP, STEP_NAMES, verify_archive
 
 
-@dataclass
-class DoctorReport:
-    checks: list[Check] = field(default_factory=list)
-    verify: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(check.status != FAIL for check in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "checks": [check.to_dict() for check in self.checks],
-            "verify": self.verify,
-        }
-
-
-def reproducibility_checklist(manifest: dict[str, Any]) -> list[Check]:
-    """What an archive records that makes its training reproducible and its behaviour checkable."""
-    reproducibility = manifest.get("reproducibility") or {}
+def reproducibility_checklist(manifest: Manifest) -> list[CheckResult]:
+    """What an archive records that makes its training reproducible and its behaviour checkable.
+    A missing record is ``not_checked``: nothing can be reproduced or compared without it."""
+    reproducibility = manifest.reproducibility
     seeds = [reproducibility.get(k) for k in ("random_seed", "numpy_seed", "pytorch_seed")]
-    environment = manifest.get("environment") or {}
+    environment = manifest.environment or {}
+    deterministic = bool(reproducibility.get("deterministic"))
     items = [
         ("seeds set", all(seed is not None for seed in seeds), f"seeds {seeds}"),
         (
             "deterministic mode",
-            bool(reproducibility.get("deterministic")),
+            deterministic,
             "torch.use_deterministic_algorithms was on"
-            if reproducibility.get("deterministic")
+            if deterministic
             else "training ran without deterministic algorithms",
         ),
         (
             "config pinned",
-            "config.json" in (manifest.get("files") or {}),
+            CONFIG_NAME in manifest.files,
             "the resolved config is in the archive with its hash",
         ),
         (
             "data hashed",
-            bool(manifest.get("data_files")),
-            f"{len(manifest.get('data_files') or {})} data file(s) hashed",
+            bool(manifest.data_files),
+            f"{len(manifest.data_files)} data file(s) hashed",
         ),
         (
             "tokenizer fingerprinted",
-            bool(manifest.get("tokenizer_fingerprint")),
+            manifest.tokenizer_fingerprint is not None,
             "probe-corpus fingerprint recorded",
         ),
         (
@@ -73,36 +48,55 @@ def reproducibility_checklist(manifest: dict[str, Any]) -> list[Check]:
             "the training environment's distributions are recorded (keel env export)",
         ),
     ]
-    return [Check(name, PASS if ok else FAIL, reason) for name, ok, reason in items]
+    return [
+        CheckResult(name, PASS if ok else NOT_CHECKED, reason if ok else f"not recorded: {reason}")
+        for name, ok, reason in items
+    ]
 
 
-def run_doctor(archive: str | None, include_packages: tuple[str, ...] = ()) -> DoctorReport:
-    from keel.guard.gpu_check import check_gpu_stack
-    from keel.guard.verify import verify_archive
-
-    report = DoctorReport()
+def run_doctor(
+    archive: str | None,
+    include_packages: tuple[str, ...] = (),
+    allow_unchecked: tuple[str, ...] = (),
+) -> Report:
+    """env check, then (with an archive) verify and the reproducibility checklist, as one
+    report; ``allow_unchecked`` names checks (or verify steps) whose ``not_checked`` is
+    accepted."""
+    report = Report("doctor", archive or "<environment>")
     stack = check_gpu_stack()
-    if stack.ok:
-        where = "GPU stack" if stack.gpu_present else "no GPU; CPU path"
-        reason = f"{where}: {len(stack.items)} checks passed"
-    else:
-        reason = "; ".join(f"{item.name}: {item.message}" for item in stack.failures)
-    report.checks.append(Check("env check", PASS if stack.ok else FAIL, reason))
+    report.checks.append(stack.summary())
     if archive is None:
+        report.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
         return report
-    verified = verify_archive(archive, include_packages=include_packages)
-    report.verify = verified.to_dict()
+    steps = set(allow_unchecked)
+    verified = verify_archive(
+        archive, include_packages=include_packages, allow_unchecked=tuple(steps & _VERIFY_STEPS)
+    )
+    blocked = verified.failed
     report.checks.append(
-        Check(
+        CheckResult(
             "verify",
             PASS if verified.ok else FAIL,
-            "every step passed" if verified.ok else f"failed: {', '.join(verified.failed)}",
+            "every step passed" + _escapes(verified)
+            if verified.ok
+            else f"failed or not checked: {', '.join(blocked)}",
+            {"verify": verified.to_dict()},
         )
     )
     try:
         manifest = read_manifest(archive)
     except KeelError as error:
-        report.checks.append(Check("reproducibility", FAIL, str(error)))
+        report.checks.append(CheckResult("reproducibility", FAIL, str(error)))
         return report
     report.checks.extend(reproducibility_checklist(manifest))
+    report.allow(steps - _VERIFY_STEPS, "--allow-unchecked", (NOT_CHECKED,))
     return report
+
+
+def _escapes(report: Report) -> str:
+    if not report.escapes:
+        return ""
+    return " (allowed: " + ", ".join(str(item["allowed_by"]) for item in report.escapes) + ")"
+
+
+_VERIFY_STEPS = {SIGNATURE_STEP, *STEP_NAMES}

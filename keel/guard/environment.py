@@ -19,17 +19,18 @@ import os
 import platform
 import re
 import sys
-import tarfile
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
+from keel.archive.archive import read_manifest
+from keel.archive.manifest import Manifest
 from keel.common import errors
-from keel.common.errors import ArchiveError, GuardError
+from keel.common.errors import GuardError
 from keel.common.file_utils import atomic_write_json
 from keel.common.filenames import ENV_FILE, MANIFEST_NAME
+from keel.guard import gpu_check
 
 if TYPE_CHECKING:
     from keel.guard.gpu_check import GpuProbes
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 KIND = "keel-environment"
 MANIFEST_KEY = "environment"
-# A manifest is a few hundred kB at most; refuse anything that could exhaust memory.
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 # Singled out in the document because they decide whether a model loads and computes the same.
 KEY_PACKAGES = ("keel", "torch", "numpy", "tokenizers", "transformers", "safetensors")
@@ -138,16 +137,34 @@ def load_environment(source: str) -> dict[str, Any]:
             "file, a serialization directory or a model.tar.gz",
             code=errors.BAD_ENV_DOCUMENT,
         )
-    if tarfile.is_tarfile(path):
-        manifest = _read_manifest(path)
-        if MANIFEST_KEY not in manifest:
-            raise GuardError(
-                f"{path}:{MANIFEST_NAME}: manifest has no {MANIFEST_KEY!r} key; the "
-                "archive was written without an environment capture",
-                code=errors.BAD_ENV_DOCUMENT,
-            )
-        return _validated(manifest[MANIFEST_KEY], f"{path}:{MANIFEST_NAME}:{MANIFEST_KEY}")
+    if _looks_like_archive(path):
+        return _archive_environment(path, read_manifest(path))
     return _validated(_parse_json(path.read_bytes(), str(path)), str(path))
+
+
+def required_distributions(source: str) -> list[str] | None:
+    """The distributions the model of ``source`` depends on, when ``source`` is an archive
+    (``Manifest.required_distributions``, the one answer verify uses too); None for any other
+    source, which records no model."""
+    path = Path(source)
+    if source == "current" or not path.is_file() or not _looks_like_archive(path):
+        return None
+    return read_manifest(path).required_distributions()
+
+
+def _looks_like_archive(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"  # gzip: keel archives are tar.gz
+
+
+def _archive_environment(path: Path, manifest: Manifest) -> dict[str, Any]:
+    if manifest.environment is None:
+        raise GuardError(
+            f"{path}:{MANIFEST_NAME}: manifest has no {MANIFEST_KEY!r} section; the "
+            "archive was written without an environment capture",
+            code=errors.BAD_ENV_DOCUMENT,
+        )
+    return _validated(manifest.environment, f"{path}:{MANIFEST_NAME}:{MANIFEST_KEY}")
 
 
 def validate_environment(env: Any, where: str = "<environment>") -> dict[str, Any]:
@@ -323,7 +340,6 @@ def _float32_matmul_precision(torch: Any) -> str | None:
 
 
 def _gpu_section(probes: GpuProbes | None) -> dict[str, Any]:
-    from keel.guard import gpu_check
 
     probes = probes or gpu_check.real_probes()
     driver = probes.driver()
@@ -385,44 +401,6 @@ def _locale_section() -> dict[str, Any]:
 
 
 # -- loading -------------------------------------------------------------------------------------
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    """``manifest.json`` from an archive, read in memory; nothing is extracted to disk."""
-    try:
-        with tarfile.open(path, mode="r:*") as archive:
-            for member in archive:
-                if member.name.removeprefix("./") != MANIFEST_NAME:
-                    continue
-                if not member.isreg():
-                    raise ArchiveError(
-                        f"{path}: member {member.name!r} is not a regular file (links and devices "
-                        "are refused)",
-                        code=errors.ARCHIVE_UNSAFE_MEMBER,
-                    )
-                if member.size > MAX_MANIFEST_BYTES:
-                    raise ArchiveError(
-                        f"{path}: {MANIFEST_NAME} is {member.size} bytes, over the "
-                        f"{MAX_MANIFEST_BYTES} byte limit",
-                        code=errors.ARCHIVE_TOO_LARGE,
-                    )
-                file = archive.extractfile(member)
-                if file is None:
-                    break
-                manifest = _parse_json(file.read(), f"{path}:{MANIFEST_NAME}")
-                if not isinstance(manifest, dict):
-                    raise GuardError(
-                        f"{path}:{MANIFEST_NAME}: expected a JSON object",
-                        code=errors.BAD_ENV_DOCUMENT,
-                    )
-                return manifest
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise ArchiveError(
-            f"{path}: cannot read the archive: {error}", code=errors.ARCHIVE_CORRUPT
-        ) from error
-    raise ArchiveError(
-        f"{path}: archive has no {MANIFEST_NAME}", code=errors.ARCHIVE_MISSING_MEMBER
-    )
 
 
 def _parse_json(data: bytes, where: str) -> Any:

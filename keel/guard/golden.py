@@ -7,33 +7,79 @@ a new environment and compares. Inputs are stored as the raw records a predictor
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy
 import torch
 
+from keel.common import errors
+from keel.common.errors import KeelError
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
 
-GOLDEN_FORMAT = 1
+GOLDEN_FORMAT = 2
 GOLDEN_BATCH_SIZE = 32
-# Output keys that hold a model's decoded answer, by kind of model.
-DECODED_KEYS = ("label", "tags")
+# Format 1 stored ``logits`` and the first of these outputs; format 2 stores what the model
+# declares (``Model.golden_outputs``).
+_FORMAT_1_DECODED_KEYS = ("label", "tags")
 
 
 @dataclass
 class Replay:
-    """The indexed ids and outputs obtained now for the golden inputs."""
+    """The indexed ids and outputs obtained now for the golden inputs, by output name."""
 
     indexed: list[dict[str, Any]]
-    scores: list[list[Any]]
-    decoded: list[Any]
+    scores: list[dict[str, Any]]
+    decoded: list[dict[str, Any]]
+
+
+@dataclass
+class Golden:
+    """A golden predictions file of any format, read into the current form."""
+
+    format: int
+    records: list[dict[str, Any]]
+    indexed: list[dict[str, Any]]
+    batch_size: int
+    device: str
+    #: per record, output name -> raw scores (compared within a tolerance)
+    scores: list[dict[str, Any]]
+    #: per record, output name -> decoded value (compared exactly)
+    decoded: list[dict[str, Any]]
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Golden:
+        version = document.get("format")
+        records = list(document["records"])
+        if version == 1:
+            # logits (padding rows cut) under "logits", the first decoded output under "decoded".
+            scores = [{"logits": item} if item else {} for item in document["scores"]]
+            decoded = [
+                {"decoded": item} if item is not None else {} for item in document["decoded"]
+            ]
+        elif version == 2:
+            scores = [dict(item) for item in document["scores"]]
+            decoded = [dict(item) for item in document["decoded"]]
+        else:
+            raise ValueError(f"golden predictions format {version!r} is not one this keel reads")
+        if not len(records) == len(scores) == len(decoded) == len(document["indexed"]):
+            raise ValueError("golden records, ids and outputs differ in number")
+        return cls(
+            format=int(version),
+            records=records,
+            indexed=list(document["indexed"]),
+            batch_size=int(document.get("batch_size", GOLDEN_BATCH_SIZE)),
+            device=str(document.get("device", "cpu")),
+            scores=scores,
+            decoded=decoded,
+        )
 
 
 def sample_records(
@@ -67,18 +113,22 @@ def replay(
     vocab: Vocabulary,
     records: Sequence[dict[str, Any]],
     batch_size: int = GOLDEN_BATCH_SIZE,
+    golden_format: int = GOLDEN_FORMAT,
 ) -> Replay:
-    """Tokenize, index and predict ``records`` in fixed batches, on the model's device."""
+    """Tokenize, index and predict ``records`` in fixed batches, on the model's device; the
+    outputs are chosen as ``golden_format`` chose them."""
     instances = [reader.text_to_instance(**record) for record in records]
     for instance in instances:
         instance.index_fields(vocab)
     model.eval()
-    scores: list[list[Any]] = []
-    decoded: list[Any] = []
+    select = _format_1_outputs if golden_format == 1 else _declared_outputs(model)
+    scores: list[dict[str, Any]] = []
+    decoded: list[dict[str, Any]] = []
     for start in range(0, len(instances), batch_size):
         for output in model.forward_on_instances(instances[start : start + batch_size]):
-            scores.append(_scores(output))
-            decoded.append(_decoded(output))
+            record_scores, record_decoded = select(output)
+            scores.append(record_scores)
+            decoded.append(record_decoded)
     return Replay([indexed_ids(instance) for instance in instances], scores, decoded)
 
 
@@ -107,35 +157,89 @@ def record_golden(
     }
 
 
-def _scores(output: dict[str, Any]) -> list[Any]:
+_Selection = tuple[dict[str, Any], dict[str, Any]]
+
+
+def _declared_outputs(model: Model) -> Callable[[dict[str, Any]], _Selection]:
+    declared = type(model).golden_outputs
+
+    def select(output: dict[str, Any]) -> _Selection:
+        if declared is None:
+            return _every_output(output)
+        missing = [name for name in (*declared.scores, *declared.decoded) if name not in output]
+        if missing:
+            raise KeelError(
+                f"{type(model).__name__} declares golden outputs {missing} that its forward "
+                f"did not return (it returned {sorted(output)})",
+                code=errors.SHAPE_MISMATCH,
+            )
+        mask = output.get(declared.mask) if declared.mask else None
+        scores = {name: _score_rows(output[name], mask) for name in declared.scores}
+        decoded = {name: _plain(output[name]) for name in declared.decoded}
+        return scores, decoded
+
+    return select
+
+
+def _every_output(output: dict[str, Any]) -> _Selection:
+    """A model that declares nothing: every per-instance output but the loss, float arrays as
+    scores and the rest (labels, tags, ids, masks) decoded; values JSON cannot hold are left
+    out."""
+    scores: dict[str, Any] = {}
+    decoded: dict[str, Any] = {}
+    for name, value in sorted(output.items()):
+        if name == "loss":
+            continue
+        if isinstance(value, numpy.ndarray | numpy.floating | float) and numpy.issubdtype(
+            numpy.asarray(value).dtype, numpy.floating
+        ):
+            scores[name] = numpy.asarray(value, dtype=numpy.float32).tolist()
+            continue
+        plain = _plain(value)
+        try:
+            json.dumps(plain)
+        except (TypeError, ValueError):
+            continue
+        decoded[name] = plain
+    return scores, decoded
+
+
+def _format_1_outputs(output: dict[str, Any]) -> _Selection:
     logits = output.get("logits")
-    if logits is None:
-        return []
-    array = numpy.asarray(logits, dtype=numpy.float32)
-    mask = output.get("mask")
+    scores = {"logits": _score_rows(logits, output.get("mask"))} if logits is not None else {}
+    for key in _FORMAT_1_DECODED_KEYS:
+        if key in output:
+            return scores, {"decoded": _plain(output[key])}
+    return scores, {}
+
+
+def _score_rows(value: Any, mask: Any) -> list[Any]:
+    array = numpy.asarray(value, dtype=numpy.float32)
     if mask is not None and array.ndim >= 2:
         # Taggers: keep the real tokens' rows only, so padding never enters a comparison.
         array = array[: int(numpy.asarray(mask).sum())]
     return array.tolist()
 
 
-def _decoded(output: dict[str, Any]) -> Any:
-    for key in DECODED_KEYS:
-        if key in output:
-            value = output[key]
-            if isinstance(value, numpy.ndarray | torch.Tensor):
-                return value.tolist()
-            return value
-    return None
+def _plain(value: Any) -> Any:
+    if isinstance(value, numpy.ndarray | numpy.generic | torch.Tensor):
+        return value.tolist()
+    return value
 
 
-def score_differences(expected: Sequence[Any], actual: Sequence[Any]) -> numpy.ndarray:
-    """Absolute differences between two lists of (ragged) score arrays, flattened."""
+def score_differences(
+    expected: Sequence[dict[str, Any]], actual: Sequence[dict[str, Any]]
+) -> numpy.ndarray:
+    """Absolute differences between two lists of named (ragged) score arrays, flattened; an
+    output missing on one side or reshaped counts as an infinite difference."""
     parts = []
     for old, new in zip(expected, actual, strict=True):
-        old_array = numpy.asarray(old, dtype=numpy.float64)
-        new_array = numpy.asarray(new, dtype=numpy.float64)
-        if old_array.shape != new_array.shape:
+        if old.keys() != new.keys():
             return numpy.array([numpy.inf])
-        parts.append(numpy.abs(old_array - new_array).ravel())
+        for name in sorted(old):
+            old_array = numpy.asarray(old[name], dtype=numpy.float64)
+            new_array = numpy.asarray(new[name], dtype=numpy.float64)
+            if old_array.shape != new_array.shape:
+                return numpy.array([numpy.inf])
+            parts.append(numpy.abs(old_array - new_array).ravel())
     return numpy.concatenate(parts) if parts else numpy.zeros(0)

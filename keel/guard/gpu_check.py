@@ -13,11 +13,11 @@ import glob
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from keel.common import errors
 from keel.common.errors import GuardError
+from keel.guard.results import CheckResult, Report, Status
 
 # Oldest Linux driver that runs any toolkit of a CUDA major version, thanks to CUDA's minor
 # version compatibility (NVIDIA's CUDA compatibility guide, table "minor version compatibility").
@@ -105,67 +105,53 @@ class GpuProbes:
 # -- the report ----------------------------------------------------------------------------------
 
 
-class Status(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class CheckItem:
-    """One finding: what was checked, how it went, and what to do about it."""
-
-    name: str
-    status: Status
-    message: str
-    fix: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": str(self.status),
-            "message": self.message,
-            "fix": self.fix,
-        }
-
-
 @dataclass
 class CheckReport:
-    """Everything ``keel env check`` found. ``ok`` is False when any item failed."""
+    """Everything ``keel env check`` found, in the guard's result vocabulary (``pass``,
+    ``fail``, ``not_checked``, ``skipped``). ``ok`` is False when any item fails the verdict."""
 
     gpu_present: bool
-    items: list[CheckItem] = field(default_factory=list)
+    items: list[CheckResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
     @property
-    def failures(self) -> list[CheckItem]:
-        return [item for item in self.items if item.status is Status.FAIL]
+    def failures(self) -> list[CheckResult]:
+        return [item for item in self.items if item.blocks]
 
     @property
     def code(self) -> str | None:
         return None if self.ok else errors.GPU_CHECK_FAILED
 
     def add(self, name: str, status: Status, message: str, fix: str | None = None) -> None:
-        self.items.append(CheckItem(name, status, message, fix))
+        self.items.append(CheckResult(name, status, message, fix=fix))
+
+    def to_report(self) -> Report:
+        """The items as a guard report (rendered by the CLI as table, JSON or JUnit)."""
+        return Report("env check", "this machine", self.items)
+
+    def summary(self) -> CheckResult:
+        """The whole check as one line of another report (``keel doctor``)."""
+        if self.ok:
+            where = "GPU stack" if self.gpu_present else "no GPU; CPU path"
+            passed = sum(item.status == Status.PASS for item in self.items)
+            return CheckResult("env check", Status.PASS, f"{where}: {passed} checks passed")
+        reason = "; ".join(f"{item.name} {item.status}: {item.reason}" for item in self.failures)
+        return CheckResult("env check", Status.FAIL, reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "code": self.code,
-            "gpu_present": self.gpu_present,
-            "items": [item.to_dict() for item in self.items],
-        }
+        document = self.to_report().to_dict()
+        document.update({"code": self.code, "gpu_present": self.gpu_present})
+        return document
 
     def raise_for_failures(self) -> None:
         """Raise a GuardError (KG003) that lists every failure and its fix."""
         if self.ok:
             return
         lines = [
-            f"{item.name}: {item.message}" + (f" Fix: {item.fix}" if item.fix else "")
+            f"{item.name}: {item.reason}" + (f" Fix: {item.fix}" if item.fix else "")
             for item in self.failures
         ]
         raise GuardError(
@@ -197,7 +183,7 @@ def check_gpu_stack(
         return report
     report.add(
         "torch",
-        Status.OK,
+        Status.PASS,
         f"torch {torch_answer.version}, built with "
         + (f"CUDA {torch_answer.cuda_version}" if torch_answer.cuda_version else "no CUDA")
         + ".",
@@ -206,7 +192,7 @@ def check_gpu_stack(
     if not gpu_present:
         report.add(
             "gpu",
-            Status.SKIP,
+            Status.SKIPPED,
             "No NVIDIA GPU found (NVML and /proc/driver/nvidia report none and torch sees "
             "none); checking the CPU path only.",
         )
@@ -230,12 +216,12 @@ def _check_gpu(
         if driver and driver.driver_version
         else "driver version unknown"
     )
-    report.add("gpu", Status.OK, f"{len(devices)} GPU(s): {names}; {driver_text}.")
+    report.add("gpu", Status.PASS, f"{len(devices)} GPU(s): {names}; {driver_text}.")
 
     if torch_answer.hip_version and torch_answer.cuda_available:
         report.add(
             "rocm",
-            Status.WARN,
+            Status.SKIPPED,
             f"torch is a ROCm build (HIP {torch_answer.hip_version}); the driver, kernel-image "
             "and cuDNN checks are CUDA-specific and were skipped.",
         )
@@ -275,7 +261,7 @@ def _check_gpu(
         return
 
     if torch_answer.cudnn_available:
-        report.add("cudnn", Status.OK, f"cuDNN {torch_answer.cudnn_version} available.")
+        report.add("cudnn", Status.PASS, f"cuDNN {torch_answer.cudnn_version} available.")
     else:
         report.add(
             "cudnn",
@@ -323,7 +309,7 @@ def _check_driver(
         if supported < needed:
             report.add(
                 "driver",
-                Status.WARN,
+                Status.PASS,
                 f"The driver supports CUDA up to {supported_text}; torch uses CUDA "
                 f"{torch_answer.cuda_version}. This runs through CUDA minor version compatibility, "
                 "but kernels that need PTX JIT compilation will fail.",
@@ -332,7 +318,7 @@ def _check_driver(
             return True
         report.add(
             "driver",
-            Status.OK,
+            Status.PASS,
             f"Driver supports CUDA {supported_text} >= torch's CUDA {torch_answer.cuda_version}.",
         )
         return True
@@ -349,13 +335,13 @@ def _check_driver(
     if driver_version and minimum:
         report.add(
             "driver",
-            Status.OK,
+            Status.PASS,
             f"Driver {driver_version} >= {minimum} (needed for CUDA {needed[0]}.x).",
         )
     else:
         report.add(
             "driver",
-            Status.WARN,
+            Status.NOT_CHECKED,
             "Could not read the driver's supported CUDA version; install nvidia-ml-py "
             "(pip install 'keel[gpu]') for a precise check.",
         )
@@ -366,7 +352,11 @@ def _check_arch(report: CheckReport, torch_answer: TorchAnswer, device: GpuDevic
     capability = device.compute_capability
     name = f"arch cuda:{device.index}"
     if capability is None:
-        report.add(name, Status.WARN, f"Compute capability of {device.name} unknown; skipped.")
+        report.add(
+            name,
+            Status.NOT_CHECKED,
+            f"Compute capability of {device.name} unknown: kernel support could not be checked.",
+        )
         return True
     verdict = kernel_support(capability, torch_answer.arch_list)
     cc = f"{capability[0]}.{capability[1]}"
@@ -374,7 +364,7 @@ def _check_arch(report: CheckReport, torch_answer: TorchAnswer, device: GpuDevic
     if verdict == "binary":
         report.add(
             name,
-            Status.OK,
+            Status.PASS,
             f"{device.name} (sm_{capability[0]}{capability[1]}) has "
             f"compiled kernels in torch ({archs}).",
         )
@@ -382,7 +372,7 @@ def _check_arch(report: CheckReport, torch_answer: TorchAnswer, device: GpuDevic
     if verdict == "ptx":
         report.add(
             name,
-            Status.WARN,
+            Status.PASS,
             f"{device.name} (compute capability {cc}) has no compiled kernels in torch "
             f"({archs}); kernels will be JIT-compiled from PTX (slow first run, needs a "
             "driver at least as new as torch's CUDA).",
@@ -454,7 +444,7 @@ def _check_numerics(report: CheckReport, probes: GpuProbes, device: str, toleran
         else:
             report.add(
                 name,
-                Status.OK,
+                Status.PASS,
                 f"{answer.name} on {device} matches the {reference} result "
                 f"(relative difference {relative:.2g} <= {tolerance:g}).",
             )

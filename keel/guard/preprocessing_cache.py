@@ -35,6 +35,7 @@ from safetensors.numpy import load_file, save_file
 import keel
 from keel.common.errors import DataError, KeelError
 from keel.common.file_utils import atomic_directory, atomic_write_json, canonical_json
+from keel.common.hashing import FileHash
 from keel.data.batch import PackedInstances
 from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField, MetadataPack
@@ -51,7 +52,6 @@ from keel.guard.fingerprint import (
     preprocessing_fingerprint,
     vocabulary_hash,
 )
-from keel.guard.hashing import FileHash
 
 logger = logging.getLogger(__name__)
 

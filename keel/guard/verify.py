@@ -1,9 +1,16 @@
 """``verify``: does an archive still behave, here, exactly as it did when it was trained?
 
-With trusted signers given, a ``signature`` step runs first. Nine steps run in order; each
-passes, fails or is skipped with a reason. A step whose inputs a failed earlier step made
-unusable is skipped and says which. The result object is rendered as a table, JSON or JUnit XML
-by the CLI, and its ``ok`` decides the exit code.
+With trusted signers given, a ``signature`` step runs first. Nine steps run in order, each
+ending in one of the statuses of ``keel.guard.results``:
+
+- a step that could not check (the archive records nothing to compare with, no reader can be
+  fingerprinted, a model produced no outputs to compare) is ``not_checked``, which fails the
+  verdict unless the user names it in ``allow_unchecked`` (``--allow-unchecked STEP``);
+- a step whose inputs an earlier failure made unusable is ``skipped`` and says which;
+- after a failed ``signature`` or ``integrity`` step nothing else runs: no config is read, no
+  module resolved and no model built from bytes that are not the archived ones.
+
+The report is rendered as a table, JSON or JUnit XML by the CLI; its ``ok`` decides the exit code.
 """
 
 from __future__ import annotations
@@ -16,15 +23,44 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import numpy
 
 from keel.archive.archive import ArchiveLimits, check_integrity, opened_archive
+from keel.archive.bundled_code import source_differences
+from keel.archive.components import check_components
+from keel.archive.manifest import Manifest
+from keel.archive.model_archive import weight_mismatches
+from keel.archive.resources import unpack_resources
+from keel.archive.signing import trusted_public_keys, verify_signature
 from keel.common.errors import KeelError
-from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR, WEIGHTS_NAME
+from keel.common.filenames import CONFIG_NAME, GOLDEN_FILE, VOCABULARY_DIR, WEIGHTS_NAME
+from keel.common.from_params import build, validate
+from keel.common.hashing import hash_file
+from keel.common.plugins import import_plugins
+from keel.common.weights import read_weights
+from keel.data.batch import PackedInstances
+from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.vocabulary import Vocabulary
+from keel.guard.env_diff import diff_environments
+from keel.guard.environment import capture_environment
+from keel.guard.fingerprint import (
+    DIFFERS,
+    MATCH,
+    UNRECORDED,
+    TokenizerFingerprint,
+    compare_with_recorded,
+    diff_tokenizer_fingerprints,
+    preprocessing_fingerprint,
+    reader_tokenizer_fingerprint,
+)
+from keel.guard.golden import Golden, indexed_ids, replay, score_differences
+from keel.guard.results import FAIL, NOT_CHECKED, PASS, SKIPPED, CheckResult, Report
+from keel.models.model import Model
+from keel.modules.token_embedders.embedding import remove_pretrained_files
+from keel.training.evaluation import evaluate
+from keel.training.experiment import Experiment, evaluation_batch_size
 
-PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 # Same device, same batching: differences come only from the environment's kernels.
 CPU_TOLERANCE = 1e-5
 # Across device types (GPU archive verified on CPU, or back) kernels differ by design.
@@ -43,73 +79,8 @@ STEP_NAMES = (
     "predictions",
     "data",
 )
-
-
-@dataclass
-class StepResult:
-    name: str
-    status: str
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "reason": self.reason,
-            "details": self.details,
-            "seconds": round(self.seconds, 4),
-        }
-
-
-@dataclass
-class VerifyReport:
-    archive: str
-    steps: list[StepResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(step.status != FAIL for step in self.steps)
-
-    def step(self, name: str) -> StepResult:
-        return next(step for step in self.steps if step.name == name)
-
-    @property
-    def failed(self) -> list[str]:
-        return [step.name for step in self.steps if step.status == FAIL]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "archive": self.archive,
-            "ok": self.ok,
-            "failed": self.failed,
-            "steps": [step.to_dict() for step in self.steps],
-        }
-
-    def to_junit_xml(self) -> str:
-        suite = ElementTree.Element(
-            "testsuite",
-            name="keel.verify",
-            tests=str(len(self.steps)),
-            failures=str(len(self.failed)),
-            skipped=str(sum(step.status == SKIPPED for step in self.steps)),
-            time=f"{sum(step.seconds for step in self.steps):.4f}",
-        )
-        for step in self.steps:
-            case = ElementTree.SubElement(
-                suite,
-                "testcase",
-                classname=f"keel.verify.{Path(self.archive).name}",
-                name=step.name,
-                time=f"{step.seconds:.4f}",
-            )
-            if step.status == FAIL:
-                failure = ElementTree.SubElement(case, "failure", message=step.reason)
-                failure.text = json.dumps(step.details, indent=2, default=str)
-            elif step.status == SKIPPED:
-                ElementTree.SubElement(case, "skipped", message=step.reason)
-        return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+#: steps after which nothing is built: the bytes are not the archived (or signed) ones
+_TRUST_STEPS = (SIGNATURE_STEP, "integrity")
 
 
 @dataclass
@@ -118,67 +89,88 @@ class VerifyOptions:
     tolerance: float | None = None
     metric_tolerance: float = DEFAULT_METRIC_TOLERANCE
     allow_env_drift: bool = False
+    #: steps whose ``not_checked`` the user accepts (``--allow-unchecked STEP``)
+    allow_unchecked: tuple[str, ...] = ()
     include_packages: tuple[str, ...] = ()
     limits: ArchiveLimits | None = None
     signers: tuple[str, ...] = ()
     trusted_keys_dirs: tuple[str, ...] = ()
 
 
+@dataclass
 class _Context:
     """What earlier steps produced for later ones."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any], options: VerifyOptions) -> None:
-        self.root = root
-        self.manifest = manifest
-        self.options = options
-        self.config: dict[str, Any] | None = None
-        self.vocab: Any = None
-        self.reader: Any = None
-        self.model: Any = None
-        self.components_ok = False
+    root: Path
+    manifest: Manifest
+    options: VerifyOptions
+    config: dict[str, Any] | None = None
+    vocab: Vocabulary | None = None
+    reader: DatasetReader | None = None
+    model: Model | None = None
+    golden: Golden | None = None
+    golden_error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
-def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> VerifyReport:
+def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> Report:
     """Run every verify step on ``archive_path``; see the module docstring."""
-    from keel.common.plugins import import_plugins
-
     settings = VerifyOptions(**options)
+    unknown = sorted(set(settings.allow_unchecked) - {SIGNATURE_STEP, *STEP_NAMES})
+    if unknown:
+        raise KeelError(
+            f"--allow-unchecked names no verify step: {', '.join(unknown)} "
+            f"(steps: {', '.join(STEP_NAMES)})"
+        )
     archive_path = str(archive_path)
     import_plugins(settings.include_packages)
-    steps: list[StepResult] = []
+    report = Report("verify", archive_path)
     if settings.signers or settings.trusted_keys_dirs:
         started = time.perf_counter()
-        steps.append(_signature(archive_path, settings))
-        steps[-1].seconds = time.perf_counter() - started
-    try:
-        with opened_archive(archive_path, limits=settings.limits, check_hashes=False) as (
-            root,
-            manifest,
-        ):
-            context = _Context(root, manifest, settings)
-            for name, runner in _STEPS:
-                steps.append(_run_step(name, runner, context, steps))
-    except KeelError as error:
-        # The archive could not even be opened safely: that is an integrity failure.
-        steps.append(StepResult("integrity", FAIL, str(error), {"code": error.code}))
-        for name in STEP_NAMES[1:]:
-            steps.append(StepResult(name, SKIPPED, "the archive could not be opened"))
-    return VerifyReport(archive_path, steps)
+        report.checks.append(_signature(archive_path, settings))
+        report.checks[-1].seconds = time.perf_counter() - started
+    if report.checks and report.checks[-1].status == FAIL:
+        _skip_rest(report, STEP_NAMES, "the signature check failed: nothing from the archive runs")
+    else:
+        try:
+            with opened_archive(archive_path, limits=settings.limits, check_hashes=False) as (
+                root,
+                manifest,
+            ):
+                context = _Context(root, manifest, settings)
+                for index, (name, runner) in enumerate(_STEPS):
+                    report.checks.append(_run_step(name, runner, context))
+                    if name in _TRUST_STEPS and report.checks[-1].status == FAIL:
+                        _skip_rest(
+                            report,
+                            STEP_NAMES[index + 1 :],
+                            f"the {name} check failed: nothing is built from untrusted bytes",
+                        )
+                        break
+        except KeelError as error:
+            # The archive could not even be opened safely: that is an integrity failure.
+            report.checks.append(CheckResult("integrity", FAIL, str(error), {"code": error.code}))
+            _skip_rest(report, STEP_NAMES[1:], "the archive could not be opened")
+    report.allow(settings.allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+    if settings.allow_env_drift:
+        report.allow(("environment",), "--allow-env-drift", (FAIL,))
+    return report
+
+
+def _skip_rest(report: Report, names: Iterable[str], reason: str) -> None:
+    report.checks.extend(CheckResult(name, SKIPPED, reason) for name in names)
 
 
 def _run_step(
-    name: str,
-    runner: Callable[[_Context], StepResult],
-    context: _Context,
-    earlier: list[StepResult],
-) -> StepResult:
+    name: str, runner: Callable[[_Context], CheckResult], context: _Context
+) -> CheckResult:
     started = time.perf_counter()
     try:
         result = runner(context)
     except KeelError as error:
-        result = StepResult(name, FAIL, str(error), {"code": error.code})
+        result = CheckResult(name, FAIL, str(error), {"code": error.code})
     except Exception as error:  # a crash inside a step is a failed check, not a crash of verify
-        result = StepResult(name, FAIL, f"{type(error).__name__}: {error}")
+        result = CheckResult(name, FAIL, f"{type(error).__name__}: {error}")
     result.seconds = time.perf_counter() - started
     return result
 
@@ -186,15 +178,13 @@ def _run_step(
 # -- the steps -------------------------------------------------------------------------------------
 
 
-def _signature(archive_path: str, options: VerifyOptions) -> StepResult:
-    from keel.archive.signing import trusted_public_keys, verify_signature
-
+def _signature(archive_path: str, options: VerifyOptions) -> CheckResult:
     try:
         keys = trusted_public_keys(options.signers, options.trusted_keys_dirs)
         check = verify_signature(archive_path, keys)
     except KeelError as error:
-        return StepResult(SIGNATURE_STEP, FAIL, str(error), {"code": error.code})
-    return StepResult(
+        return CheckResult(SIGNATURE_STEP, FAIL, str(error), {"code": error.code})
+    return CheckResult(
         SIGNATURE_STEP,
         PASS,
         f"signed by trusted key {check.key_id[:16]}...",
@@ -202,111 +192,94 @@ def _signature(archive_path: str, options: VerifyOptions) -> StepResult:
     )
 
 
-def _integrity(context: _Context) -> StepResult:
+def _integrity(context: _Context) -> CheckResult:
     report = check_integrity(context.root, context.manifest)
     if not report.ok:
-        return StepResult(
+        return CheckResult(
             "integrity",
             FAIL,
             f"archive members do not match the manifest: {report.describe()}",
             {"changed": report.changed, "missing": report.missing, "unexpected": report.unexpected},
         )
-    count = len(context.manifest.get("files", {}))
-    return StepResult("integrity", PASS, f"all {count} members match their sha256")
+    count = len(context.manifest.files)
+    return CheckResult("integrity", PASS, f"all {count} members match their sha256")
 
 
-def _environment(context: _Context) -> StepResult:
-    from keel.guard.env_diff import diff_environments
-    from keel.guard.environment import capture_environment
-
-    recorded = context.manifest.get("environment")
-    if not isinstance(recorded, dict):
-        return StepResult("environment", SKIPPED, "the manifest records no environment")
-    required = sorted(
-        {
-            entry["distribution"].split("==")[0]
-            for entry in context.manifest.get("components", [])
-            if entry.get("distribution")
-        }
+def _environment(context: _Context) -> CheckResult:
+    recorded = context.manifest.environment
+    if recorded is None:
+        return CheckResult(
+            "environment", NOT_CHECKED, "the manifest records no environment to compare with"
+        )
+    diff = diff_environments(
+        recorded,
+        capture_environment(),
+        required_distributions=context.manifest.required_distributions(),
     )
-    diff = diff_environments(recorded, capture_environment(), required_distributions=required)
     summary = diff.to_dict()
     breaking = [d for d in summary["differences"] if d["severity"] == "breaking"]
     risky = [d for d in summary["differences"] if d["severity"] == "risky"]
     details = {"breaking": breaking, "risky": risky}
     if breaking:
         described = "; ".join(f"{d['key']}: {d['reason']}" for d in breaking[:5])
-        if context.options.allow_env_drift:
-            return StepResult(
-                "environment",
-                PASS,
-                f"breaking drift allowed by --allow-env-drift: {described}",
-                details,
-            )
-        return StepResult("environment", FAIL, f"breaking environment drift: {described}", details)
+        return CheckResult("environment", FAIL, f"breaking environment drift: {described}", details)
     note = f" ({len(risky)} risky difference(s); later steps check their effect)" if risky else ""
-    return StepResult("environment", PASS, "no breaking difference" + note, details)
+    return CheckResult("environment", PASS, "no breaking difference" + note, details)
 
 
-def _components(context: _Context) -> StepResult:
-    from keel.archive.components import check_components
-
-    recorded = context.manifest.get("components")
+def _components(context: _Context) -> CheckResult:
+    recorded = context.manifest.components
     if recorded is None:
-        return StepResult("components", SKIPPED, "the manifest records no components")
-    from keel.archive.bundled_code import source_differences
-
-    problems, risks = check_components(recorded, context.options.include_packages)
+        return CheckResult(
+            "components", NOT_CHECKED, "the manifest records no components to resolve"
+        )
+    problems, risks = check_components(recorded)
     # Package-wide: a changed helper module matters as much as the one defining the class.
     risks += [risk for risk in source_differences(context.manifest) if risk not in risks]
     if problems:
-        return StepResult(
+        return CheckResult(
             "components", FAIL, "; ".join(problems), {"problems": problems, "risks": risks}
         )
-    context.components_ok = True
     reason = f"all {len(recorded)} registered names resolve to the recorded modules"
     if risks:
         reason += "; risks: " + "; ".join(risks)
-    return StepResult("components", PASS, reason, {"risks": risks})
+    return CheckResult("components", PASS, reason, {"risks": risks})
 
 
-def _config(context: _Context) -> StepResult:
-    from keel.archive.resources import unpack_resources
-    from keel.common.from_params import validate
-    from keel.modules.token_embedders.embedding import remove_pretrained_files
-    from keel.training.experiment import Experiment
-
-    config = json.loads((context.root / CONFIG_NAME).read_text(encoding="utf-8"))
+def _config(context: _Context) -> CheckResult:
+    try:
+        config = json.loads((context.root / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return CheckResult("config", FAIL, f"{CONFIG_NAME} is unreadable: {error}")
+    if not isinstance(config, dict):
+        return CheckResult("config", FAIL, f"{CONFIG_NAME} holds a {type(config).__name__}")
+    # The data files the config names are the training machine's: not checked here.
     validation = validate(
-        Experiment, remove_pretrained_files(unpack_resources(config, context.root))
+        Experiment,
+        remove_pretrained_files(unpack_resources(config, context.root)),
+        check_files=False,
     )
     if validation.issues:
         rendered = [issue.render() for issue in validation.issues]
-        return StepResult(
+        return CheckResult(
             "config",
             FAIL,
             f"the archived config no longer fits today's constructors: {'; '.join(rendered)}",
             {"issues": [issue.to_dict() for issue in validation.issues]},
         )
     context.config = validation.resolved
-    return StepResult("config", PASS, "the archived config validates against today's code")
+    return CheckResult("config", PASS, "the archived config validates against today's code")
 
 
-def _weights(context: _Context) -> StepResult:
-    from keel.archive.model_archive import read_weights, weight_mismatches
-    from keel.common.from_params import build
-    from keel.data.dataset_readers.dataset_reader import DatasetReader
-    from keel.data.vocabulary import Vocabulary
-    from keel.models.model import Model
-
+def _weights(context: _Context) -> CheckResult:
     if context.config is None:
-        return StepResult("weights", SKIPPED, "the config step failed: no model to rebuild")
-    context.vocab = Vocabulary.from_files(str(context.root / VOCABULARY_DIR))
-    model = build(Model, context.config["model"], path="model", extras={"vocab": context.vocab})
+        return CheckResult("weights", SKIPPED, "the config step failed: no model to rebuild")
+    vocab = Vocabulary.from_files(str(context.root / VOCABULARY_DIR))
+    model = build(Model, context.config["model"], path="model", extras={"vocab": vocab})
     state = read_weights(context.root / WEIGHTS_NAME)
     problems = weight_mismatches(model, state)
     if problems:
-        return StepResult(
+        return CheckResult(
             "weights",
             FAIL,
             f"{len(problems)} weight(s) do not fit the rebuilt model: {'; '.join(problems[:10])}",
@@ -314,28 +287,31 @@ def _weights(context: _Context) -> StepResult:
         )
     model.load_state_dict(state, strict=True)
     model.eval()
-    context.model = model
+    context.vocab, context.model = vocab, model
     section = context.config.get("validation_dataset_reader") or context.config["dataset_reader"]
     context.reader = build(DatasetReader, section, path="dataset_reader")
-    return StepResult("weights", PASS, f"all {len(state)} weights match the model's schema")
+    return CheckResult("weights", PASS, f"all {len(state)} weights match the model's schema")
 
 
-def _tokenizer(context: _Context) -> StepResult:
-    from keel.guard.fingerprint import (
-        TokenizerFingerprint,
-        diff_tokenizer_fingerprints,
-        reader_tokenizer_fingerprint,
-    )
-
-    recorded = context.manifest.get("tokenizer_fingerprint")
+def _tokenizer(context: _Context) -> CheckResult:
+    recorded = context.manifest.tokenizer_fingerprint
     if recorded is None:
-        return StepResult("tokenizer", SKIPPED, "the manifest records no tokenizer fingerprint")
-    if context.reader is None:
-        return StepResult("tokenizer", SKIPPED, "no reader could be rebuilt (see earlier steps)")
+        return CheckResult(
+            "tokenizer", NOT_CHECKED, "the manifest records no tokenizer fingerprint"
+        )
+    if context.reader is None or context.vocab is None:
+        return CheckResult("tokenizer", SKIPPED, "no reader could be rebuilt (see earlier steps)")
     old = TokenizerFingerprint.from_dict(recorded)
     new = reader_tokenizer_fingerprint(context.reader, context.vocab, old.corpus_version)
-    if new is None or new.digest == old.digest:
-        return StepResult(
+    if new is None:
+        return CheckResult(
+            "tokenizer",
+            NOT_CHECKED,
+            f"the rebuilt reader ({type(context.reader).__name__}) has no tokenizer or text "
+            "indexers keel can fingerprint, so the probe corpus could not be run through it",
+        )
+    if new.digest == old.digest:
+        return CheckResult(
             "tokenizer", PASS, f"probe corpus {old.corpus_version} tokenizes identically"
         )
     diffs = diff_tokenizer_fingerprints(old, new, limit=5)
@@ -346,14 +322,14 @@ def _tokenizer(context: _Context) -> StepResult:
         if old.materials.get(name) != new.materials.get(name)
     )
     if not changed:
-        return StepResult(
+        return CheckResult(
             "tokenizer",
             FAIL,
             "the probe corpus tokenizes the same, but the tokenizer's files or settings changed: "
             + ", ".join(material_changes),
             {"changed_materials": material_changes},
         )
-    return StepResult(
+    return CheckResult(
         "tokenizer",
         FAIL,
         f"tokenizer behaviour changed on {changed} of {len(old.line_digests)} probe lines; "
@@ -366,29 +342,38 @@ def _tokenizer(context: _Context) -> StepResult:
     )
 
 
-def _golden(context: _Context) -> dict[str, Any] | None:
-    from keel.common.filenames import GOLDEN_FILE
+def _load_golden(context: _Context) -> Golden | None:
+    if context.golden is None and context.golden_error is None:
+        path = context.root / GOLDEN_FILE
+        if path.is_file():
+            try:
+                context.golden = Golden.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+                context.golden_error = f"{GOLDEN_FILE} is unreadable: {error}"
+    return context.golden
 
-    path = context.root / GOLDEN_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+
+def _no_golden(context: _Context, name: str) -> CheckResult:
+    if context.golden_error is not None:
+        return CheckResult(name, FAIL, context.golden_error)
+    return CheckResult(
+        name,
+        NOT_CHECKED,
+        "the archive holds no golden predictions (train with a validation set, or import "
+        "with --golden-input)",
+    )
 
 
-def _preprocessing(context: _Context) -> StepResult:
-    from keel.guard.golden import indexed_ids
-
-    golden = _golden(context)
+def _preprocessing(context: _Context) -> CheckResult:
+    golden = _load_golden(context)
     if golden is None:
-        return StepResult("preprocessing", SKIPPED, "the archive holds no golden inputs")
-    if context.reader is None:
-        return StepResult(
+        return _no_golden(context, "preprocessing")
+    if context.reader is None or context.vocab is None:
+        return CheckResult(
             "preprocessing", SKIPPED, "no reader could be rebuilt (see earlier steps)"
         )
     mismatched: list[dict[str, Any]] = []
-    for number, (record, expected) in enumerate(
-        zip(golden["records"], golden["indexed"], strict=True)
-    ):
+    for number, (record, expected) in enumerate(zip(golden.records, golden.indexed, strict=True)):
         instance = context.reader.text_to_instance(**record)
         instance.index_fields(context.vocab)
         actual = indexed_ids(instance)
@@ -399,95 +384,94 @@ def _preprocessing(context: _Context) -> StepResult:
     if mismatched:
         first = mismatched[0]
         shown = json.dumps(first["record"], ensure_ascii=False)[:200]
-        return StepResult(
+        return CheckResult(
             "preprocessing",
             FAIL,
-            f"{len(mismatched)} of {len(golden['records'])} golden inputs now index differently; "
+            f"{len(mismatched)} of {len(golden.records)} golden inputs now index differently; "
             f"first: input {first['input']} {shown}",
             {"mismatched": len(mismatched), "examples": mismatched[:3]},
         )
-    return StepResult(
-        "preprocessing", PASS, f"all {len(golden['records'])} golden inputs index to the same ids"
+    return CheckResult(
+        "preprocessing", PASS, f"all {len(golden.records)} golden inputs index to the same ids"
     )
 
 
-def _predictions(context: _Context) -> StepResult:
-    from keel.guard.golden import replay, score_differences
-
-    golden = _golden(context)
+def _predictions(context: _Context) -> CheckResult:
+    golden = _load_golden(context)
     if golden is None:
-        return StepResult("predictions", SKIPPED, "the archive holds no golden predictions")
-    if context.model is None:
-        return StepResult("predictions", SKIPPED, "no model could be rebuilt (see earlier steps)")
+        return _no_golden(context, "predictions")
+    if context.model is None or context.reader is None or context.vocab is None:
+        return CheckResult("predictions", SKIPPED, "no model could be rebuilt (see earlier steps)")
+    if not any(golden.scores) and not any(golden.decoded):
+        return CheckResult(
+            "predictions",
+            NOT_CHECKED,
+            f"the golden file holds no outputs of {type(context.model).__name__} to compare "
+            "(declare Model.golden_outputs)",
+        )
     now = replay(
-        context.model, context.reader, context.vocab, golden["records"], golden["batch_size"]
+        context.model,
+        context.reader,
+        context.vocab,
+        golden.records,
+        golden.batch_size,
+        golden_format=golden.format,
     )
     device = str(context.model.get_device().type)
     tolerance = context.options.tolerance
+    cross_device = device != golden.device
     if tolerance is None:
-        tolerance = (
-            CPU_TOLERANCE if device == golden.get("device", "cpu") else (CROSS_DEVICE_TOLERANCE)
-        )
-    differences = score_differences(golden["scores"], now.scores)
-    label_changes = [
+        tolerance = CROSS_DEVICE_TOLERANCE if cross_device else CPU_TOLERANCE
+    differences = score_differences(golden.scores, now.scores)
+    changed = [
         {"input": index, "expected": old, "actual": new}
-        for index, (old, new) in enumerate(zip(golden["decoded"], now.decoded, strict=True))
+        for index, (old, new) in enumerate(zip(golden.decoded, now.decoded, strict=True))
         if old != new
     ]
     stats = _distribution(differences)
+    compared = sorted({name for item in golden.scores + golden.decoded for name in item})
     details = {
         "tolerance": tolerance,
+        "outputs": compared,
+        "recorded_on": golden.device,
+        "replayed_on": device,
         "differences": stats,
-        "changed_outputs": label_changes[:10],
-        "changed_count": len(label_changes),
+        "changed_outputs": changed[:10],
+        "changed_count": len(changed),
     }
-    if label_changes or stats["max"] > tolerance:
+    if changed or stats["max"] > tolerance:
         reasons = []
-        if label_changes:
-            reasons.append(f"{len(label_changes)} of {len(now.decoded)} decoded outputs changed")
+        if changed:
+            reasons.append(f"{len(changed)} of {len(now.decoded)} decoded outputs changed")
         if stats["max"] > tolerance:
-            reasons.append(f"max |logit difference| {stats['max']:.3g} > tolerance {tolerance:g}")
-        return StepResult("predictions", FAIL, "; ".join(reasons), details)
-    return StepResult(
+            reasons.append(f"max |score difference| {stats['max']:.3g} > tolerance {tolerance:g}")
+        return CheckResult("predictions", FAIL, "; ".join(reasons), details)
+    where = f" ({golden.device} archive replayed on {device})" if cross_device else ""
+    return CheckResult(
         "predictions",
         PASS,
-        f"{len(now.decoded)} golden outputs reproduced; max |logit difference| {stats['max']:.3g} "
-        f"(tolerance {tolerance:g})",
+        f"{len(now.decoded)} golden outputs ({', '.join(compared)}) reproduced; max |score "
+        f"difference| {stats['max']:.3g} (tolerance {tolerance:g}){where}",
         details,
     )
 
 
-def _data(context: _Context) -> StepResult:
-    from keel.training.evaluation import evaluate
-    from keel.training.experiment import evaluation_batch_size
-
+def _data(context: _Context) -> CheckResult:
     data = context.options.data
     if data is None:
-        return StepResult("data", SKIPPED, "no --data given")
-    if context.model is None:
-        return StepResult("data", SKIPPED, "no model could be rebuilt (see earlier steps)")
-    from keel.common.from_params import build
-    from keel.data.batch import PackedInstances
-    from keel.data.dataset_readers.dataset_reader import DatasetReader
-    from keel.guard.fingerprint import (
-        DIFFERS,
-        MATCH,
-        compare_with_recorded,
-        preprocessing_fingerprint,
-        recorded_role,
-    )
-    from keel.guard.hashing import hash_file
-
+        return CheckResult("data", SKIPPED, "no --data given")
+    if context.model is None or context.reader is None or context.vocab is None:
+        return CheckResult("data", SKIPPED, "no model could be rebuilt (see earlier steps)")
     file_hash = hash_file(data)
     reader = context.reader
-    if recorded_role(context.manifest, file_hash.sha256) == "train" and context.config:
+    if context.manifest.recorded_role(file_hash.sha256) == "train" and context.config:
         reader = build(DatasetReader, context.config["dataset_reader"], path="dataset_reader")
     instances = list(reader.read(data))
     packed = PackedInstances.build(instances, context.vocab)  # fingerprinted and evaluated
     comparison = compare_with_recorded(
         context.manifest, file_hash, preprocessing_fingerprint(instances, context.vocab, packed)
     )
-    recorded = context.manifest.get("validation_metrics", {})
+    recorded = context.manifest.validation_metrics
     metric_name = _validation_metric_name(context.config or {})
     expected = recorded.get(f"best_validation_{metric_name}")
     metrics = evaluate(
@@ -506,31 +490,34 @@ def _data(context: _Context) -> StepResult:
         "tolerance": context.options.metric_tolerance,
         "preprocessing": comparison.to_dict(),
     }
+    name = Path(data).name
     if comparison.status == DIFFERS:
-        return StepResult("data", FAIL, f"{Path(data).name}: {comparison.message}", details)
-    matched = f"; {comparison.message}" if comparison.status == MATCH else ""
+        return CheckResult("data", FAIL, f"{name}: {comparison.message}", details)
     if expected is None or actual is None:
-        return StepResult(
+        return CheckResult(
             "data",
-            PASS,
-            f"measured {metric_name}={actual} (nothing recorded to compare with){matched}",
+            NOT_CHECKED,
+            f"measured {metric_name}={actual}, but the archive records no "
+            f"best_validation_{metric_name} to compare with",
             details,
         )
     if abs(actual - expected) > context.options.metric_tolerance:
-        return StepResult(
+        return CheckResult(
             "data",
             FAIL,
-            f"{metric_name} on {Path(data).name} is {actual:.4f}, recorded {expected:.4f} "
+            f"{metric_name} on {name} is {actual:.4f}, recorded {expected:.4f} "
             f"(tolerance {context.options.metric_tolerance})",
             details,
         )
-    return StepResult(
-        "data",
-        PASS,
+    within = (
         f"{metric_name} {actual:.4f} within {context.options.metric_tolerance} of "
-        f"the recorded {expected:.4f}{matched}",
-        details,
+        f"the recorded {expected:.4f}"
     )
+    if comparison.status not in (MATCH, UNRECORDED):
+        # Same bytes as a training file, but the recorded fingerprint cannot be compared.
+        return CheckResult("data", NOT_CHECKED, f"{within}; but {comparison.message}", details)
+    matched = f"; {comparison.message}" if comparison.status == MATCH else ""
+    return CheckResult("data", PASS, within + matched, details)
 
 
 def _validation_metric_name(config: Mapping[str, Any]) -> str:
@@ -561,7 +548,7 @@ def _distribution(differences: numpy.ndarray) -> dict[str, float]:
     }
 
 
-_STEPS: tuple[tuple[str, Callable[[_Context], StepResult]], ...] = (
+_STEPS: tuple[tuple[str, Callable[[_Context], CheckResult]], ...] = (
     ("integrity", _integrity),
     ("environment", _environment),
     ("components", _components),
@@ -572,8 +559,3 @@ _STEPS: tuple[tuple[str, Callable[[_Context], StepResult]], ...] = (
     ("predictions", _predictions),
     ("data", _data),
 )
-
-
-def steps_summary(report: VerifyReport) -> Iterable[tuple[str, str, str]]:
-    for step in report.steps:
-        yield step.name, step.status, step.reason

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Annotated
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Supplied
 from keel.common.errors import ConfigurationError
 from keel.data import span_utils
 from keel.data.vocabulary import DEFAULT_OOV_TOKEN, DEFAULT_PADDING_TOKEN, Vocabulary
@@ -28,7 +30,7 @@ class SpanBasedF1Measure(Metric):
 
     def __init__(
         self,
-        vocab: Vocabulary,
+        vocab: Annotated[Vocabulary, Supplied],
         tag_namespace: str = "labels",
         ignore_classes: list[str] | None = None,
         label_encoding: str = "BIO",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Probability, Supplied
 from keel.common.errors import ModelError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.fbeta_measure import FBetaMeasure
-from keel.models.model import Model
+from keel.models.model import GoldenOutputs, Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
@@ -29,15 +30,16 @@ class BasicClassifier(Model):
     """
 
     default_predictor = "text_classifier"
+    golden_outputs = GoldenOutputs(scores=("logits",), decoded=("label",))
 
     def __init__(
         self,
-        vocab: Vocabulary,
+        vocab: Annotated[Vocabulary, Supplied],
         text_field_embedder: TextFieldEmbedder,
         seq2vec_encoder: Seq2VecEncoder,
         seq2seq_encoder: Seq2SeqEncoder | None = None,
         feedforward: FeedForward | None = None,
-        dropout: float | None = None,
+        dropout: Annotated[float, Probability] | None = None,
         num_labels: int | None = None,
         label_namespace: str = "labels",
         namespace: str = "tokens",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Probability, Supplied
 from keel.common.errors import ConfigurationError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
-from keel.models.model import Model
+from keel.models.model import GoldenOutputs, Model
 from keel.models.simple_tagger import (
     check_stage_dims,
     span_metric,
@@ -37,10 +38,11 @@ class CrfTagger(Model):
     """
 
     default_predictor = "sentence_tagger"
+    golden_outputs = GoldenOutputs(scores=("logits",), decoded=("tags",), mask="mask")
 
     def __init__(
         self,
-        vocab: Vocabulary,
+        vocab: Annotated[Vocabulary, Supplied],
         text_field_embedder: TextFieldEmbedder,
         encoder: Seq2SeqEncoder,
         label_namespace: str = "labels",
@@ -49,9 +51,9 @@ class CrfTagger(Model):
         include_start_end_transitions: bool = True,
         constrain_crf_decoding: bool | None = None,
         calculate_span_f1: bool | None = None,
-        dropout: float | None = None,
+        dropout: Annotated[float, Probability] | None = None,
         verbose_metrics: bool = False,
-        top_k: int = 1,
+        top_k: Annotated[int, Positive] = 1,
     ) -> None:
         super().__init__(vocab)
         self.label_namespace = label_namespace

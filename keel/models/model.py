@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
 
+from keel.common.constraints import Supplied
 from keel.common.registry import Registrable
 from keel.data.batch import collate
 from keel.data.instance import Instance
@@ -18,16 +20,34 @@ from keel.modules.util import move_to_device
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class GoldenOutputs:
+    """The outputs of a model that ``verify`` compares on its golden inputs.
+
+    ``scores``: float outputs compared within a tolerance (logits); ``decoded``: outputs compared
+    exactly (labels, tags); ``mask``: a per-token mask output whose padding rows are cut from
+    the scores before comparing (taggers), or None.
+    """
+
+    scores: tuple[str, ...] = ()
+    decoded: tuple[str, ...] = ()
+    mask: str | None = None
+
+
 class Model(torch.nn.Module, Registrable):
     """A keel model: ``forward(**batch)`` returns a dict of tensors, with ``"loss"`` when the
     batch carries gold labels.
 
-    ``default_predictor`` names the predictor that serves the model.
+    ``default_predictor`` names the predictor that serves the model. ``golden_outputs`` names
+    the outputs ``verify`` compares; None (the default, for models that do not say) compares
+    every per-instance output except ``loss``: float arrays within the tolerance, everything
+    else exactly.
     """
 
     default_predictor: ClassVar[str | None] = None
+    golden_outputs: ClassVar[GoldenOutputs | None] = None
 
-    def __init__(self, vocab: Vocabulary) -> None:
+    def __init__(self, vocab: Annotated[Vocabulary, Supplied]) -> None:
         super().__init__()
         self.vocab = vocab
 

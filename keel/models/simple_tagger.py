@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Probability, Supplied
 from keel.common.errors import ConfigurationError, ModelError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.span_based_f1 import SpanBasedF1Measure
-from keel.models.model import Model
+from keel.models.model import GoldenOutputs, Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
@@ -33,17 +34,18 @@ class SimpleTagger(Model):
     """
 
     default_predictor = "sentence_tagger"
+    golden_outputs = GoldenOutputs(scores=("logits",), decoded=("tags",), mask="mask")
 
     def __init__(
         self,
-        vocab: Vocabulary,
+        vocab: Annotated[Vocabulary, Supplied],
         text_field_embedder: TextFieldEmbedder,
         encoder: Seq2SeqEncoder,
         label_namespace: str = "labels",
         feedforward: FeedForward | None = None,
         calculate_span_f1: bool | None = None,
         label_encoding: str | None = None,
-        dropout: float | None = None,
+        dropout: Annotated[float, Probability] | None = None,
         verbose_metrics: bool = False,
     ) -> None:
         super().__init__(vocab)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Probability
 from keel.common.errors import ConfigIssue, ConfigurationError
 from keel.modules.activations import get_activation
 
@@ -22,11 +23,11 @@ class FeedForward(torch.nn.Module):
 
     def __init__(
         self,
-        input_dim: int,
-        num_layers: int,
+        input_dim: Annotated[int, Positive],
+        num_layers: Annotated[int, Positive],
         hidden_dims: int | list[int],
         activations: str | list[str],
-        dropout: float | list[float] = 0.0,
+        dropout: Annotated[float, Probability] | list[Annotated[float, Probability]] = 0.0,
     ) -> None:
         super().__init__()
         if num_layers < 1:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from keel.archive.components import describe_components
+from keel.archive.manifest import DataFileRecord, Manifest
 from keel.archive.model_archive import archive_model
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, atomic_write_text
 from keel.common.filenames import CONFIG_NAME, METRICS_FILE, VOCABULARY_DIR
-from keel.common.from_params import Validation, build
-from keel.common.lazy import Lazy
+from keel.common.from_params import Lazy, Validation, build
+from keel.common.hashing import FileHash, hash_file
 from keel.common.params import dump_config
 from keel.data.batch import PackedInstances
 from keel.data.data_loaders.data_loader import DataLoader
@@ -38,7 +39,6 @@ from keel.guard.fingerprint import (
     vocabulary_hash,
 )
 from keel.guard.golden import record_golden
-from keel.guard.hashing import FileHash, hash_file
 from keel.guard.preprocessing_cache import PreprocessingCache, instances_key, vocabulary_key
 from keel.models.model import Model
 from keel.training.evaluation import evaluate
@@ -260,7 +260,7 @@ def train_model(
     train_instances = data.instances["train"]
     validation_instances = data.instances.get("validation")
     test_instances = data.instances.get("test")
-    provenance = _provenance(experiment, resolved, validation, data)
+    manifest = _manifest(experiment, resolved, validation, data)
     model = experiment.model.construct(vocab=vocab)
     data_loader = experiment.data_loader.construct(instances=train_instances)
     _index_loader(data_loader, vocab, data.packed["train"])
@@ -287,8 +287,9 @@ def train_model(
     metrics["training_duration_total_seconds"] = round(time.perf_counter() - started, 3)
     atomic_write_json(directory / METRICS_FILE, metrics)
 
+    golden = None
     if experiment.validation_data_path and experiment.golden_sample_size > 0:
-        provenance["golden"] = record_golden(
+        golden = record_golden(
             model,
             validation_reader,
             vocab,
@@ -302,43 +303,44 @@ def train_model(
         vocab=vocab,
         config=resolved,
         metrics=metrics,
+        manifest=manifest,
         include_packages=list(include_packages),
-        provenance=provenance,
+        golden=golden,
         bundle_code=bundle_code,
     )
     return TrainingResult(directory, archive_path, metrics, model, vocab)
 
 
-def _provenance(
+def _manifest(
     experiment: Experiment,
     resolved: Mapping[str, Any],
     validation: Validation,
     data: PreparedData,
-) -> dict[str, Any]:
+) -> Manifest:
     """What the manifest records about how this model was made (see keel.guard)."""
-
-    data_files = {
-        role: {"path": path, **data.hashes[role].to_dict()} for role, path in data.paths.items()
-    }
+    hashes = dict(data.hashes)
     for index, path in enumerate(_pretrained_files(resolved)):
-        data_files[f"pretrained_{index}"] = {"path": path, **hash_file(path).to_dict()}
+        hashes[f"pretrained_{index}"] = hash_file(path)
     reader = experiment.validation_dataset_reader or experiment.dataset_reader
     tokenizer = reader_tokenizer_fingerprint(reader, data.vocab)
-    return {
-        "components": describe_components(validation.components),
-        "data_files": data_files,
-        "preprocessing_fingerprints": {
-            role: fingerprint.to_dict() for role, fingerprint in data.fingerprints.items()
-        },
-        "vocabulary_sha256": vocabulary_hash(data.vocab),
-        "tokenizer_fingerprint": tokenizer.to_dict() if tokenizer is not None else None,
-        "reproducibility": {
-            "random_seed": experiment.random_seed,
-            "numpy_seed": experiment.numpy_seed,
-            "pytorch_seed": experiment.pytorch_seed,
-            "deterministic": experiment.deterministic,
-        },
+    manifest = Manifest.new()
+    manifest.components = describe_components(validation.components)
+    manifest.data_files = {
+        role: DataFileRecord(file_hash.path, file_hash.sha256, file_hash.size)
+        for role, file_hash in hashes.items()
     }
+    manifest.preprocessing_fingerprints = {
+        role: fingerprint.to_dict() for role, fingerprint in data.fingerprints.items()
+    }
+    manifest.vocabulary_sha256 = vocabulary_hash(data.vocab)
+    manifest.tokenizer_fingerprint = tokenizer.to_dict() if tokenizer is not None else None
+    manifest.reproducibility = {
+        "random_seed": experiment.random_seed,
+        "numpy_seed": experiment.numpy_seed,
+        "pytorch_seed": experiment.pytorch_seed,
+        "deterministic": experiment.deterministic,
+    }
+    return manifest
 
 
 def _pretrained_files(config: Any) -> list[str]:

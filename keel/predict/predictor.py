@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Supplied
 from keel.common.errors import DataError
 from keel.common.registry import Registrable
 from keel.data.dataset_readers.dataset_reader import DatasetReader
@@ -19,7 +20,9 @@ from keel.models.model import Model
 class Predictor(Registrable):
     """Turns JSON inputs into instances, runs the model, and returns JSON-ready outputs."""
 
-    def __init__(self, model: Model, dataset_reader: DatasetReader) -> None:
+    def __init__(
+        self, model: Annotated[Model, Supplied], dataset_reader: Annotated[DatasetReader, Supplied]
+    ) -> None:
         self.model = model
         self.dataset_reader = dataset_reader
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from keel.common.errors import DataError
 from keel.data.instance import Instance
+from keel.data.span_utils import InvalidTagError, tags_to_spans
 from keel.data.tokenizers.word_tokenizer import WordTokenizer
 from keel.predict.predictor import Predictor, require_key
 
@@ -27,7 +28,6 @@ class SentenceTaggerPredictor(Predictor):
         return self.dataset_reader.text_to_instance(words)
 
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
-        from keel.data.span_utils import InvalidTagError, tags_to_spans
 
         tags = output["tags"]
         words = output.get("words") or (output.get("metadata") or {}).get("words")

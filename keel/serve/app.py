@@ -27,17 +27,16 @@ def archive_info(archive: Archive) -> dict[str, Any]:
     """What ``GET /info`` shows: nothing that is secret or names a path on the server."""
     manifest = archive.manifest
     components = [
-        {key: entry.get(key) for key in _COMPONENT_KEYS}
-        for entry in manifest.get("components") or []
-        if isinstance(entry, dict)
+        {key: value for key, value in component.to_dict().items() if key in _COMPONENT_KEYS}
+        for component in manifest.components or []
     ]
     return {
         "model_type": archive.config.get("model", {}).get("type"),
         "keel_version": keel.__version__,
-        "archive_keel_version": manifest.get("keel_version"),
-        "created_at": manifest.get("created_at"),
+        "archive_keel_version": manifest.keel_version,
+        "created_at": manifest.created_at,
         "components": components,
-        "validation_metrics": manifest.get("validation_metrics", {}),
+        "validation_metrics": manifest.validation_metrics,
     }
 
 

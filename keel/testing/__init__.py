@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from keel.guard.verify import VerifyReport, verify_archive
+from keel.guard.results import Report
+from keel.guard.verify import verify_archive
 from keel.pipeline.train import TrainingResult, train_model
 
 
@@ -15,11 +16,11 @@ def ensure_model_can_train_save_and_load(
     serialization_dir: str | os.PathLike[str],
     *,
     include_packages: tuple[str, ...] = (),
-) -> tuple[TrainingResult, VerifyReport]:
+) -> tuple[TrainingResult, Report]:
     """Train ``config``, archive it, and verify the archive exactly as ``keel verify`` does.
 
-    Raises AssertionError naming every failed verify step; returns the training result and the
-    report for further checks.
+    Raises AssertionError naming every verify step that failed or could not check; returns the
+    training result and the report for further checks.
     """
     result = train_model(
         config, serialization_dir, quiet=True, include_packages=include_packages, force=True
@@ -27,7 +28,9 @@ def ensure_model_can_train_save_and_load(
     report = verify_archive(result.archive_path, include_packages=include_packages)
     if not report.ok:
         failures = "\n".join(
-            f"  {step.name}: {step.reason}" for step in report.steps if step.status == "fail"
+            f"  {check.name} ({check.status}): {check.reason}"
+            for check in report.checks
+            if check.blocks
         )
         raise AssertionError(f"the archive does not reproduce the trained model:\n{failures}")
     return result, report

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from keel.common.from_params import Validation, validate
-from keel.common.lazy import Lazy
+from keel.common.constraints import DataFile, NonNegative
+from keel.common.from_params import Lazy, Validation, validate
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
@@ -26,13 +26,13 @@ class Experiment:
     """
 
     dataset_reader: DatasetReader
-    train_data_path: str
+    train_data_path: Annotated[str, DataFile]
     model: Lazy[Model]
     trainer: Lazy[Trainer]
     data_loader: Lazy[DataLoader]
     validation_dataset_reader: DatasetReader | None = None
-    validation_data_path: str | None = None
-    test_data_path: str | None = None
+    validation_data_path: Annotated[str, DataFile] | None = None
+    test_data_path: Annotated[str, DataFile] | None = None
     validation_data_loader: Lazy[DataLoader] | None = None
     vocabulary: Lazy[Vocabulary] | None = None
     datasets_for_vocab_creation: list[str] | None = None
@@ -41,11 +41,14 @@ class Experiment:
     numpy_seed: int = 1337
     pytorch_seed: int = 133
     deterministic: bool = True
-    golden_sample_size: int = 256
+    golden_sample_size: Annotated[int, NonNegative] = 256
 
 
-def validate_experiment(config: Mapping[str, Any]) -> Validation:
-    """Every problem of a training config at once (raised), or its resolved form and components."""
+def validate_experiment(config: Mapping[str, Any], *, check_files: bool = True) -> Validation:
+    """Every problem of a training config at once (raised), or its resolved form and components.
+
+    ``check_files=False`` leaves out the existence of the data files (a config read from an
+    archive names the files of the machine that trained it)."""
     config = dict(config)
     # The shuffling seed follows the experiment's seed unless a loader sets its own.
     seed = config.get("random_seed", Experiment.random_seed)
@@ -53,7 +56,7 @@ def validate_experiment(config: Mapping[str, Any]) -> Validation:
         section = config.get(key)
         if isinstance(section, dict) and "seed" not in section:
             config[key] = {**section, "seed": seed}
-    validation = validate(Experiment, config)
+    validation = validate(Experiment, config, check_files=check_files)
     validation.raise_if_invalid()
     return validation
 

@@ -8,12 +8,11 @@ epoch (``metric`` is the epoch's validation metric, as named by the trainer's
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
-from keel.common import errors
-from keel.common.errors import ConfigurationError
+from keel.common.constraints import NonNegative, Range, Supplied
 from keel.common.registry import Registrable
 
 
@@ -53,16 +52,12 @@ class LinearWithWarmup(LearningRateScheduler):
 
     def __init__(
         self,
-        optimizer: torch.optim.Optimizer,
-        num_epochs: int,
-        num_steps_per_epoch: int,
-        warmup_steps: int = 100,
+        optimizer: Annotated[torch.optim.Optimizer, Supplied],
+        num_epochs: Annotated[int, Supplied],
+        num_steps_per_epoch: Annotated[int, Supplied],
+        warmup_steps: Annotated[int, NonNegative] = 100,
     ) -> None:
         super().__init__(optimizer)
-        if warmup_steps < 0:
-            raise ConfigurationError(
-                f"warmup_steps must be >= 0, got {warmup_steps}", code=errors.BAD_VALUE
-            )
         self.warmup_steps = warmup_steps
         self.total_steps = max(1, num_epochs * num_steps_per_epoch)
         self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
@@ -102,10 +97,10 @@ class ReduceOnPlateau(LearningRateScheduler):
 
     def __init__(
         self,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Annotated[torch.optim.Optimizer, Supplied],
         mode: Literal["min", "max"] = "min",
-        factor: float = 0.1,
-        patience: int = 10,
+        factor: Annotated[float, Range(gt=0, lt=1)] = 0.1,
+        patience: Annotated[int, NonNegative] = 10,
         threshold: float = 1e-4,
         threshold_mode: Literal["rel", "abs"] = "rel",
         cooldown: int = 0,

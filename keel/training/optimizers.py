@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import NonNegative, NonNegativeFinite, Positive, Range, Supplied
 from keel.common.errors import ConfigurationError
 from keel.common.registry import Registrable
 
@@ -97,12 +98,15 @@ class AdamOptimizer(Optimizer, torch.optim.Adam):
 
     def __init__(
         self,
-        model_parameters: NamedParameters,
+        model_parameters: Annotated[NamedParameters, Supplied],
         parameter_groups: ParameterGroups | None = None,
-        lr: float = 0.001,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-08,
-        weight_decay: float = 0.0,
+        lr: Annotated[float, NonNegativeFinite] = 0.001,
+        betas: tuple[Annotated[float, Range(ge=0, lt=1)], Annotated[float, Range(ge=0, lt=1)]] = (
+            0.9,
+            0.999,
+        ),
+        eps: Annotated[float, Positive] = 1e-08,
+        weight_decay: Annotated[float, NonNegative] = 0.0,
         amsgrad: bool = False,
     ) -> None:
         super().__init__(
@@ -121,12 +125,15 @@ class AdamWOptimizer(Optimizer, torch.optim.AdamW):
 
     def __init__(
         self,
-        model_parameters: NamedParameters,
+        model_parameters: Annotated[NamedParameters, Supplied],
         parameter_groups: ParameterGroups | None = None,
-        lr: float = 0.001,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-08,
-        weight_decay: float = 0.01,
+        lr: Annotated[float, NonNegativeFinite] = 0.001,
+        betas: tuple[Annotated[float, Range(ge=0, lt=1)], Annotated[float, Range(ge=0, lt=1)]] = (
+            0.9,
+            0.999,
+        ),
+        eps: Annotated[float, Positive] = 1e-08,
+        weight_decay: Annotated[float, NonNegative] = 0.01,
         amsgrad: bool = False,
     ) -> None:
         super().__init__(
@@ -145,12 +152,12 @@ class SgdOptimizer(Optimizer, torch.optim.SGD):
 
     def __init__(
         self,
-        model_parameters: NamedParameters,
-        lr: float,
+        model_parameters: Annotated[NamedParameters, Supplied],
+        lr: Annotated[float, NonNegativeFinite],
         parameter_groups: ParameterGroups | None = None,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
+        momentum: Annotated[float, NonNegative] = 0.0,
+        dampening: Annotated[float, NonNegative] = 0.0,
+        weight_decay: Annotated[float, NonNegative] = 0.0,
         nesterov: bool = False,
     ) -> None:
         super().__init__(

@@ -18,16 +18,17 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Supplied
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, remove_stale_temporaries
 from keel.common.filenames import BEST_WEIGHTS_FILE, EPOCH_METRICS_FILE, METRICS_FILE
-from keel.common.lazy import Lazy
+from keel.common.from_params import Lazy
 from keel.common.registry import Registrable
 from keel.common.weights import read_weights, save_weights
 from keel.data.data_loaders.data_loader import DataLoader
@@ -145,43 +146,23 @@ class GradientDescentTrainer(Trainer):
 
     def __init__(
         self,
-        model: Model,
-        data_loader: DataLoader,
+        model: Annotated[Model, Supplied],
+        data_loader: Annotated[DataLoader, Supplied],
         optimizer: Lazy[Optimizer] | None = None,
-        validation_data_loader: DataLoader | None = None,
-        serialization_dir: str | None = None,
+        validation_data_loader: Annotated[DataLoader, Supplied] | None = None,
+        serialization_dir: Annotated[str, Supplied] | None = None,
         learning_rate_scheduler: Lazy[LearningRateScheduler] | None = None,
-        num_epochs: int = 20,
-        patience: int | None = None,
+        num_epochs: Annotated[int, Positive] = 20,
+        patience: Annotated[int, Positive] | None = None,
         validation_metric: str | list[str] = "-loss",
-        grad_norm: float | None = None,
-        grad_clipping: float | None = None,
-        num_gradient_accumulation_steps: int = 1,
+        grad_norm: Annotated[float, Positive] | None = None,
+        grad_clipping: Annotated[float, Positive] | None = None,
+        num_gradient_accumulation_steps: Annotated[int, Positive] = 1,
         cuda_device: int | None = None,
         use_amp: bool = False,
-        keep_most_recent: int | None = 2,
-        quiet: bool = False,
+        keep_most_recent: Annotated[int, Positive] | None = 2,
+        quiet: Annotated[bool, Supplied] = False,
     ) -> None:
-        if num_epochs < 1:
-            raise ConfigurationError(
-                f"trainer.num_epochs must be at least 1, got {num_epochs}", code=errors.BAD_VALUE
-            )
-        if num_gradient_accumulation_steps < 1:
-            raise ConfigurationError(
-                "trainer.num_gradient_accumulation_steps must be at least 1, got "
-                f"{num_gradient_accumulation_steps}",
-                code=errors.BAD_VALUE,
-            )
-        if patience is not None and patience < 1:
-            raise ConfigurationError(
-                f"trainer.patience must be at least 1 or null, got {patience}",
-                code=errors.BAD_VALUE,
-            )
-        for name, value in (("grad_norm", grad_norm), ("grad_clipping", grad_clipping)):
-            if value is not None and not value > 0:
-                raise ConfigurationError(
-                    f"trainer.{name} must be positive or null, got {value}", code=errors.BAD_VALUE
-                )
         self.model = model
         self.data_loader = data_loader
         self.validation_data_loader = validation_data_loader

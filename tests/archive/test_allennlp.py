@@ -108,9 +108,9 @@ def test_allennlp_import_gives_an_archive_that_predicts_the_same(trained, tmp_pa
     source = allennlp_archive(trained, tmp_path / "allennlp.tar.gz")
     imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
     manifest = read_manifest(imported)
-    assert manifest["imported_from"]["format"] == "allennlp"
-    assert "weights.safetensors" in manifest["files"] and "weights.th" not in manifest["files"]
-    assert {entry["name"] for entry in manifest["components"]} >= {"basic_classifier", "tsv"}
+    assert manifest.imported_from["format"] == "allennlp"
+    assert "weights.safetensors" in manifest.files and "weights.th" not in manifest.files
+    assert {component.name for component in manifest.components} >= {"basic_classifier", "tsv"}
     original = Predictor.from_archive(load_archive(trained.archive_path))
     converted = Predictor.from_archive(load_archive(imported))
     for want, got in zip(
@@ -161,4 +161,4 @@ def test_allennlp_import_cli(trained, tmp_path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert read_manifest(tmp_path / "keel.tar.gz")["imported_from"]["format"] == "allennlp"
+    assert read_manifest(tmp_path / "keel.tar.gz").imported_from["format"] == "allennlp"

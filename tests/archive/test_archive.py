@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from keel.archive.archive import (
-    FORMAT_VERSION,
     ArchiveLimits,
     opened_archive,
     read_manifest,
     write_archive,
 )
+from keel.archive.manifest import FORMAT_VERSION, Manifest
 from keel.common import errors
 from keel.common.errors import ArchiveError
 
@@ -24,7 +24,7 @@ def make_archive(tmp_path: Path, files: dict[str, bytes] | None = None) -> Path:
     for name, content in (files or {"config.json": b"{}", "vocabulary/tokens.txt": b"a\n"}).items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         (staging / name).write_bytes(content)
-    return write_archive(staging, tmp_path / "model.tar.gz", {"format_version": FORMAT_VERSION})
+    return write_archive(staging, tmp_path / "model.tar.gz", Manifest())
 
 
 def hostile_archive(tmp_path: Path, add) -> Path:
@@ -60,7 +60,7 @@ def special(name: str, kind: bytes, linkname: str = ""):
 def test_archive_round_trip_records_hashes_and_reads_manifest_without_extracting(tmp_path) -> None:
     path = make_archive(tmp_path)
     manifest = read_manifest(path)
-    assert set(manifest["files"]) == {"config.json", "vocabulary/tokens.txt"}
+    assert set(manifest.files) == {"config.json", "vocabulary/tokens.txt"}
     with opened_archive(path) as (root, opened):
         assert (root / "vocabulary" / "tokens.txt").read_bytes() == b"a\n"
         assert opened == manifest
@@ -153,7 +153,9 @@ def test_archive_newer_format_version_is_refused(tmp_path) -> None:
     staging = tmp_path / "s"
     staging.mkdir()
     (staging / "config.json").write_text("{}")
-    path = write_archive(staging, tmp_path / "m.tar.gz", {"format_version": FORMAT_VERSION + 1})
+    path = write_archive(
+        staging, tmp_path / "m.tar.gz", Manifest(format_version=FORMAT_VERSION + 1)
+    )
     with pytest.raises(ArchiveError) as raised, opened_archive(path):
         pass
     assert raised.value.code == errors.ARCHIVE_FORMAT_VERSION

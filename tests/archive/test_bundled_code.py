@@ -23,6 +23,7 @@ from keel.archive.bundled_code import (
     source_differences,
     stage_code,
 )
+from keel.archive.manifest import ComponentRecord, Manifest
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
@@ -125,14 +126,14 @@ def test_bundled_code_manifest_hashes_every_source_file_of_the_package(
 ) -> None:
     plain, bundled = read_manifest(plain_archive), read_manifest(bundled_archive)
     expected = {f"{PACKAGE}/{name}" for name in SOURCES}
-    assert set(plain["custom_code"]["packages"][PACKAGE]) == expected
-    assert plain["custom_code"]["bundled"] is False
-    assert not any(name.startswith("code/") for name in plain["files"])
-    assert bundled["custom_code"]["bundled"] is True
-    assert {f"code/{name}" for name in expected} <= set(bundled["files"])
-    model_entry = next(entry for entry in bundled["components"] if entry["name"] == MODEL_NAME)
-    assert model_entry["module"] == f"{PACKAGE}.model"
-    assert model_entry["distribution"] == "local source"
+    assert set(plain.custom_code["packages"][PACKAGE]) == expected
+    assert plain.custom_code["bundled"] is False
+    assert not any(name.startswith("code/") for name in plain.files)
+    assert bundled.custom_code["bundled"] is True
+    assert {f"code/{name}" for name in expected} <= set(bundled.files)
+    model_entry = next(entry for entry in bundled.components if entry.name == MODEL_NAME)
+    assert model_entry.module == f"{PACKAGE}.model"
+    assert model_entry.distribution == "local source"
 
 
 @pytest.mark.slow
@@ -231,7 +232,10 @@ def test_bundled_code_helpers_on_an_importable_package(tmp_path, monkeypatch) ->
     (source / "sub" / "__pycache__").mkdir()
     (source / "sub" / "__pycache__" / "junk.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
-    components = [{"module": "keel.models.basic_classifier"}, {"module": "helperpkg.sub.layer"}]
+    components = [
+        ComponentRecord("keel.models.model.Model", "x", module, "X", None)
+        for module in ("keel.models.basic_classifier", "helperpkg.sub.layer")
+    ]
     assert custom_packages(components, ["helperpkg"]) == ["helperpkg"]
     hashes = describe_custom_code(["helperpkg"])["helperpkg"]
     assert set(hashes) == {
@@ -239,7 +243,7 @@ def test_bundled_code_helpers_on_an_importable_package(tmp_path, monkeypatch) ->
         "helperpkg/sub/__init__.py",
         "helperpkg/sub/layer.py",
     }
-    manifest = {"custom_code": {"bundled": True, "packages": {"helperpkg": hashes}}}
+    manifest = Manifest(custom_code={"bundled": True, "packages": {"helperpkg": hashes}})
     assert bundled_packages(manifest) == ["helperpkg"]
     assert source_differences(manifest) == []
     (source / "sub" / "layer.py").write_text("X = 2\n")
@@ -269,27 +273,30 @@ def test_bundled_code_helpers_on_an_importable_package(tmp_path, monkeypatch) ->
 def test_bundled_code_missing_component_error_names_the_distribution_fix() -> None:
     from keel.archive.model_archive import check_archive_components
 
-    manifest = {
-        "components": [
-            {
-                "base": "keel.models.model.Model",
-                "name": "acme_classifier",
-                "module": "acme_models.classifier",
-                "class": "AcmeClassifier",
-                "distribution": "acme-models==1.2.0",
-                "paths": ["model"],
-            },
-            {
-                "base": "keel.data.tokenizers.tokenizer.Tokenizer",
-                "name": "whitespace",
-                "module": "keel.data.tokenizers.whitespace_tokenizer",
-                "class": "WhitespaceTokenizer",
-                "distribution": "keel==0.1.0",
-                "paths": ["dataset_reader.tokenizer"],
-            },
-        ],
-        "custom_code": {"bundled": True, "packages": {"acme_models": {}}},
-    }
+    manifest = Manifest.from_dict(
+        {
+            "format_version": 1,
+            "components": [
+                {
+                    "base": "keel.models.model.Model",
+                    "name": "acme_classifier",
+                    "module": "acme_models.classifier",
+                    "class": "AcmeClassifier",
+                    "distribution": "acme-models==1.2.0",
+                    "paths": ["model"],
+                },
+                {
+                    "base": "keel.data.tokenizers.tokenizer.Tokenizer",
+                    "name": "whitespace",
+                    "module": "keel.data.tokenizers.whitespace_tokenizer",
+                    "class": "WhitespaceTokenizer",
+                    "distribution": "keel==0.1.0",
+                    "paths": ["dataset_reader.tokenizer"],
+                },
+            ],
+            "custom_code": {"bundled": True, "packages": {"acme_models": {}}},
+        }
+    )
     with pytest.raises(ArchiveError) as raised:
         check_archive_components("model.tar.gz", manifest, trusted_code=False)
     message = str(raised.value)
@@ -299,5 +306,5 @@ def test_bundled_code_missing_component_error_names_the_distribution_fix() -> No
     assert "acme_models.classifier.AcmeClassifier" in message
     assert "pip install 'acme-models==1.2.0'" in message
     assert "bundles the source of acme_models" in message and "--trust-bundled-code" in message
-    manifest["components"] = manifest["components"][1:]
+    manifest.components = manifest.components[1:]
     assert check_archive_components("model.tar.gz", manifest, trusted_code=False) == []

@@ -36,8 +36,8 @@ def test_fixture_archives_cover_the_first_format():
 def test_fixture_archive_verifies_every_step(path):
     # The environment moves on by design (newer keel, torch, ...); every other step must pass.
     report = verify_archive(path, allow_env_drift=True)
-    statuses = {step.name: step.status for step in report.steps}
-    assert report.ok, [step.to_dict() for step in report.steps if step.status != "pass"]
+    statuses = {step.name: step.status for step in report.checks}
+    assert report.ok, [step.to_dict() for step in report.checks if step.status != "pass"]
     assert statuses == {
         "integrity": "pass",
         "environment": "pass",

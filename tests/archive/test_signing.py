@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from keel.archive.archive import FORMAT_VERSION, write_archive
+from keel.archive.archive import write_archive
+from keel.archive.manifest import Manifest
 from keel.archive.model_archive import load_archive
 from keel.archive.signing import (
     generate_keypair,
@@ -38,7 +39,7 @@ def small_archive(directory: Path) -> Path:
     staging.mkdir(parents=True)
     (staging / "config.json").write_text('{"model": {}}', encoding="utf-8")
     (staging / "weights.bin").write_bytes(bytes(range(256)) * 8)
-    return write_archive(staging, directory / "model.tar.gz", {"format_version": FORMAT_VERSION})
+    return write_archive(staging, directory / "model.tar.gz", Manifest())
 
 
 @pytest.fixture
@@ -166,15 +167,15 @@ def test_signing_verify_runs_a_signature_step_first(trained_archive, tmp_path, k
     shutil.copy(trained_archive, archive)
     sign_archive(archive, keys["private"])
     report = verify_archive(archive, signers=(str(keys["public"]),))
-    assert [step.name for step in report.steps] == ["signature", *STEP_NAMES]
-    assert report.steps[0].status == PASS, report.steps[0].reason
+    assert [step.name for step in report.checks] == ["signature", *STEP_NAMES]
+    assert report.checks[0].status == PASS, report.checks[0].reason
     assert report.ok
     sign_archive(archive, keys["other_private"])
     report = verify_archive(archive, signers=(str(keys["public"]),))
-    assert report.steps[0].status == FAIL
-    assert "not among" in report.steps[0].reason
+    assert report.checks[0].status == FAIL
+    assert "not among" in report.checks[0].reason
     assert report.failed == ["signature"]
-    assert [step.name for step in verify_archive(archive).steps] == list(STEP_NAMES)
+    assert [step.name for step in verify_archive(archive).checks] == list(STEP_NAMES)
 
 
 @pytest.mark.slow
@@ -196,7 +197,7 @@ def test_signing_cli_keygen_sign_and_verify(trained_archive, tmp_path) -> None:
         timeout=300,
     )
     assert verified.returncode == 0, verified.stderr
-    steps = json.loads(verified.stdout)["steps"]
+    steps = json.loads(verified.stdout)["checks"]
     assert steps[0]["name"] == "signature" and steps[0]["status"] == PASS
     archive.write_bytes(archive.read_bytes() + b"\0")
     tampered = subprocess.run(
@@ -213,5 +214,5 @@ def test_signing_cli_keygen_sign_and_verify(trained_archive, tmp_path) -> None:
         timeout=300,
     )
     assert tampered.returncode == 1
-    first = json.loads(tampered.stdout)["steps"][0]
+    first = json.loads(tampered.stdout)["checks"][0]
     assert first["status"] == FAIL and "changed after signing" in first["reason"]

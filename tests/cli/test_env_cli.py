@@ -115,7 +115,7 @@ def test_env_cli_check_json_matches_exit_code():
     result = runner.invoke(app, ["check", "--json"])
     report = json.loads(result.stdout)
     assert result.exit_code == (0 if report["ok"] else 1)
-    assert any(item["name"].startswith("numerics") for item in report["items"])
+    assert any(item["name"].startswith("numerics") for item in report["checks"])
 
 
 def test_env_cli_check_renders_table():

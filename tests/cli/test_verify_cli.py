@@ -35,9 +35,12 @@ def test_cli_verify_passes_with_exit_0_and_writes_junit(archive, tmp_path) -> No
     result = keel("verify", str(archive), "--json", "--junit", str(junit))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] and [s["name"] for s in report["steps"]][:2] == ["integrity", "environment"]
+    assert report["ok"] and [s["name"] for s in report["checks"]][:2] == [
+        "integrity",
+        "environment",
+    ]
     suite = ElementTree.parse(junit).getroot()
-    assert suite.get("failures") == "0" and len(suite.findall("testcase")) == len(report["steps"])
+    assert suite.get("failures") == "0" and len(suite.findall("testcase")) == len(report["checks"])
 
 
 def test_cli_verify_tampered_archive_exits_1_naming_the_member(archive, tmp_path) -> None:
@@ -51,7 +54,7 @@ def test_cli_verify_tampered_archive_exits_1_naming_the_member(archive, tmp_path
             out.addfile(member, __import__("io").BytesIO(data))
     result = keel("verify", str(tampered), "--junit", str(tmp_path / "j.xml"))
     assert result.returncode == 1
-    assert "config.json" in result.stderr and "FAIL" in result.stderr
+    assert "config.json" in result.stdout and "FAIL" in result.stdout
     failures = ElementTree.parse(tmp_path / "j.xml").getroot().findall("testcase/failure")
     assert failures and "config.json" in failures[0].get("message")
 
@@ -59,7 +62,7 @@ def test_cli_verify_tampered_archive_exits_1_naming_the_member(archive, tmp_path
 def test_cli_verify_missing_archive_fails_integrity(tmp_path) -> None:
     result = keel("verify", str(tmp_path / "absent.tar.gz"), "--json")
     assert result.returncode == 1
-    assert json.loads(result.stdout)["steps"][0]["reason"].startswith("[KA001]")
+    assert json.loads(result.stdout)["checks"][0]["reason"].startswith("[KA001]")
 
 
 def test_cli_doctor_combines_env_check_verify_and_checklist(archive) -> None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 import pytest
 
 from keel.common import errors
+from keel.common.constraints import Supplied
 from keel.common.errors import ConfigIssue, ConfigurationError
-from keel.common.from_params import build, describe, resolve, validate
-from keel.common.lazy import Lazy
+from keel.common.from_params import Lazy, build, describe, resolve, validate
 from keel.common.registry import Registrable
 
 
@@ -38,7 +40,7 @@ class BasicCanvas(Canvas):
         shapes: dict[str, Shape],
         background: Shape | None = None,
         hidden_size: int = 16,
-        vocab: object = None,
+        vocab: Annotated[object, Supplied] = None,
         later: Lazy[Shape] | None = None,
     ) -> None:
         self.shapes = shapes
@@ -162,7 +164,7 @@ class Needy(Registrable):
 
 @Needy.register("needs_params")
 class NeedsParams(Needy):
-    def __init__(self, model_parameters: list[str], rate: float = 0.1) -> None:
+    def __init__(self, model_parameters: Annotated[list[str], Supplied], rate: float = 0.1) -> None:
         self.model_parameters = model_parameters
         self.rate = rate
 

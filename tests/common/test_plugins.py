@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from keel.archive import components
 from keel.common import errors
 from keel.common.errors import RegistryError
 from keel.common.plugins import ENTRY_POINT_GROUP, discover_plugins, import_plugins
-from keel.guard import components
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 COMPONENT_SOURCE = """

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keel.archive.archive import FORMAT_VERSION, opened_archive, read_manifest, write_archive
+from keel.archive.archive import opened_archive, read_manifest, write_archive
+from keel.archive.manifest import FORMAT_VERSION, Manifest
 from keel.common.errors import KeelError
 
 FUZZ = settings(
@@ -37,7 +38,7 @@ def small_archive(directory: Path) -> bytes:
     (staging / "config.json").write_text('{"model": {"type": "basic_classifier"}}')
     (staging / "vocabulary" / "tokens.txt").write_text("@@UNKNOWN@@\nthe\nfilm\n")
     (staging / "weights.bin").write_bytes(bytes(range(64)))
-    path = write_archive(staging, directory / "model.tar.gz", {"format_version": FORMAT_VERSION})
+    path = write_archive(staging, directory / "model.tar.gz", Manifest())
     return path.read_bytes()
 
 
@@ -76,7 +77,7 @@ def read_everything(data: bytes) -> None:
 
 def _open_and_list(path: Path) -> None:
     with opened_archive(path) as (root, manifest):
-        assert isinstance(manifest, dict)
+        assert isinstance(manifest, Manifest)
         assert all(p.resolve().is_relative_to(root.resolve()) for p in root.rglob("*"))
 
 

@@ -8,6 +8,7 @@ import tarfile
 import pytest
 import torch
 
+from keel.archive.manifest import Manifest
 from keel.common import errors
 from keel.common.errors import ArchiveError, GuardError
 from keel.guard.environment import (
@@ -258,7 +259,7 @@ def test_environment_load_reads_archive_written_by_keel_archive(env, tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "config.json").write_text("{}")
-    destination = write_archive(staging, tmp_path / "model.tar.gz", {"environment": env})
+    destination = write_archive(staging, tmp_path / "model.tar.gz", Manifest(environment=env))
     assert load_environment(str(destination))["distributions"] == env["distributions"]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from keel.common import errors
 from keel.common.errors import GuardError
+from keel.common.hashing import hash_file
 from keel.data import (
     CharacterTokenizer,
     Instance,
@@ -36,7 +37,6 @@ from keel.guard.fingerprint import (
     tokenizer_fingerprint,
     vocabulary_hash,
 )
-from keel.guard.hashing import hash_file
 
 # Pinned: released probe corpora are never edited. A new corpus is a new file (v2.txt).
 PROBE_V1_SHA256 = "20663b1aba114a0cf0cf2aff56d8a2f31d400092ec53ce2541720cd59ffb501d"
@@ -608,10 +608,14 @@ def test_fingerprint_compare_with_recorded(tmp_path):
     vocab = _base_vocab(tmp_path)
     fingerprint = preprocessing_fingerprint(_reader().read(path), vocab)
     file_hash = hash_file(path)
-    manifest = {
-        "data_files": {"train": {"path": "elsewhere/a.tsv", **file_hash.to_dict()}},
+    from keel.archive.manifest import Manifest
+
+    document = {
+        "format_version": 2,
+        "data_files": {"train": {**file_hash.to_dict(), "path": "elsewhere/a.tsv"}},
         "preprocessing_fingerprints": {"train": fingerprint.to_dict()},
     }
+    manifest = Manifest.from_dict(document)
     assert compare_with_recorded(manifest, file_hash, fingerprint).status == "match"
     lowered = preprocessing_fingerprint(_reader(lowercase=True).read(path), vocab)
     differs = compare_with_recorded(manifest, file_hash, lowered)
@@ -619,7 +623,9 @@ def test_fingerprint_compare_with_recorded(tmp_path):
     assert "tokens OOV rate 0.0 -> " in differs.message
     old = {**fingerprint.to_dict(), "format": "keel-preprocessing-fingerprint/1"}
     incomparable = compare_with_recorded(
-        {**manifest, "preprocessing_fingerprints": {"train": old}}, file_hash, fingerprint
+        Manifest.from_dict({**document, "preprocessing_fingerprints": {"train": old}}),
+        file_hash,
+        fingerprint,
     )
     assert incomparable.status == "incomparable"
     assert "keel-preprocessing-fingerprint/1" in incomparable.message

@@ -66,7 +66,7 @@ def statuses(report):
 def test_gpu_check_healthy_gpu_passes_every_check():
     report = check_gpu_stack(probes())
     assert report.ok and report.gpu_present
-    assert set(statuses(report).values()) == {Status.OK}
+    assert set(statuses(report).values()) == {Status.PASS}
     assert {
         "driver",
         "cudnn",
@@ -84,9 +84,9 @@ def test_gpu_check_cpu_only_torch_with_gpu_present_fails_with_install_hint():
     assert not report.ok
     (failure,) = report.failures
     assert failure.name == "torch-cuda-build"
-    assert "CPU-only build" in failure.message and "A100" in failure.message
+    assert "CPU-only build" in failure.reason and "A100" in failure.reason
     assert "download.pytorch.org/whl" in failure.fix and "CUDA <= 12.6" in failure.fix
-    assert statuses(report)["numerics matmul cpu"] is Status.OK
+    assert statuses(report)["numerics matmul cpu"] is Status.PASS
 
 
 def test_gpu_check_driver_older_than_torch_cuda_major_fails():
@@ -94,15 +94,25 @@ def test_gpu_check_driver_older_than_torch_cuda_major_fails():
     report = check_gpu_stack(probes(driver=old, torch=CUDA_TORCH))
     assert statuses(report)["driver"] is Status.FAIL
     driver_item = next(item for item in report.failures if item.name == "driver")
-    assert "11.4" in driver_item.message and "12.6" in driver_item.message
+    assert "11.4" in driver_item.reason and "12.6" in driver_item.reason
     assert "525.60.13" in driver_item.fix
 
 
 def test_gpu_check_driver_older_minor_warns_about_minor_version_compatibility():
     older_minor = DriverAnswer("nvml", "535.104.05", "12.2", (A100,))
     report = check_gpu_stack(probes(driver=older_minor))
-    assert statuses(report)["driver"] is Status.WARN
+    assert statuses(report)["driver"] is Status.PASS
     assert report.ok
+
+
+def test_gpu_check_what_could_not_be_checked_is_not_checked_and_fails_the_verdict():
+    unknown = DriverAnswer("procfs", None, None, (GpuDevice(0, "NVIDIA A100-SXM4-80GB"),))
+    report = check_gpu_stack(probes(driver=unknown))
+    assert statuses(report)["driver"] is Status.NOT_CHECKED
+    assert not report.ok and [item.name for item in report.failures] == ["driver"]
+    allowed = report.to_report()
+    allowed.allow(["driver"], "--allow-unchecked", [Status.NOT_CHECKED])
+    assert allowed.ok and allowed.escapes[0]["allowed_by"] == "--allow-unchecked driver"
 
 
 def test_gpu_check_driver_version_table_without_nvml():
@@ -110,7 +120,7 @@ def test_gpu_check_driver_version_table_without_nvml():
     report = check_gpu_stack(probes(driver=procfs))
     assert statuses(report)["driver"] is Status.FAIL
     recent = DriverAnswer("procfs", "550.54.14", None, (GpuDevice(0, "NVIDIA A100-SXM4-80GB"),))
-    assert statuses(check_gpu_stack(probes(driver=recent)))["driver"] is Status.OK
+    assert statuses(check_gpu_stack(probes(driver=recent)))["driver"] is Status.PASS
 
 
 def test_gpu_check_device_without_kernels_fails_like_no_kernel_image():
@@ -118,8 +128,8 @@ def test_gpu_check_device_without_kernels_fails_like_no_kernel_image():
     driver = DriverAnswer("nvml", "575.51.03", "12.9", (RTX_5090,))
     report = check_gpu_stack(probes(driver=driver, torch=blackwell))
     failure = next(item for item in report.failures if item.name == "arch cuda:0")
-    assert "no kernel image is available" in failure.message
-    assert "12.0" in failure.message and "sm_120" in failure.fix
+    assert "no kernel image is available" in failure.reason
+    assert "12.0" in failure.reason and "sm_120" in failure.fix
     assert not any(
         name.endswith("cuda:0") and name.startswith("numerics") for name in statuses(report)
     ), "numerics are skipped on a device without kernels"
@@ -136,13 +146,13 @@ def test_gpu_check_gpu_cpu_mismatch_beyond_tolerance_fails():
     report = check_gpu_stack(probes(cuda_diff=BAD_DIFF))
     names = [item.name for item in report.failures]
     assert names == ["numerics matmul cuda:0", "numerics lstm cuda:0"]
-    assert "tolerance" in report.failures[0].message
+    assert "tolerance" in report.failures[0].reason
 
 
 def test_gpu_check_kernel_error_during_numerics_fails():
     message = "CUDA error: no kernel image is available for execution on the device"
     report = check_gpu_stack(probes(cuda_error=message))
-    assert message in report.failures[0].message
+    assert message in report.failures[0].reason
 
 
 def test_gpu_check_cuda_unusable_fails():
@@ -151,15 +161,15 @@ def test_gpu_check_cuda_unusable_fails():
     )
     report = check_gpu_stack(probes(torch=broken))
     failure = next(item for item in report.failures if item.name == "cuda-init")
-    assert "initialization failed" in failure.message
+    assert "initialization failed" in failure.reason
 
 
 def test_gpu_check_without_gpu_checks_the_cpu_path():
     report = check_gpu_stack(probes(driver=None, torch=CPU_TORCH))
     assert report.ok and not report.gpu_present
-    assert statuses(report)["gpu"] is Status.SKIP
-    assert "No NVIDIA GPU" in next(i.message for i in report.items if i.name == "gpu")
-    assert statuses(report)["numerics lstm cpu"] is Status.OK
+    assert statuses(report)["gpu"] is Status.SKIPPED
+    assert "No NVIDIA GPU" in next(i.reason for i in report.items if i.name == "gpu")
+    assert statuses(report)["numerics lstm cpu"] is Status.PASS
 
 
 def test_gpu_check_broken_cpu_numerics_fail():
@@ -181,7 +191,7 @@ def test_gpu_check_report_serialises_and_raises_with_code():
     report = check_gpu_stack(probes(torch=CPU_TORCH))
     document = report.to_dict()
     assert document["ok"] is False and document["code"] == errors.GPU_CHECK_FAILED
-    assert {"name", "status", "message", "fix"} == set(document["items"][0])
+    assert {"name", "status", "reason", "fix", "allowed_by"} <= set(document["checks"][0])
     with pytest.raises(GuardError) as caught:
         report.raise_for_failures()
     assert caught.value.code == errors.GPU_CHECK_FAILED
@@ -254,5 +264,5 @@ def test_gpu_check_rocm_build_skips_cuda_specific_checks():
     rocm = TorchAnswer("2.13.0+rocm6.4", None, True, devices=(mi300,), hip_version="6.4")
     report = check_gpu_stack(probes(driver=None, torch=rocm))
     assert report.ok
-    assert statuses(report)["rocm"] is Status.WARN
-    assert statuses(report)["numerics lstm cuda:0"] is Status.OK
+    assert statuses(report)["rocm"] is Status.SKIPPED
+    assert statuses(report)["numerics lstm cuda:0"] is Status.PASS

@@ -4,6 +4,7 @@ import shutil
 
 import torch
 
+from keel.common.hashing import hash_file
 from keel.data import (
     Instance,
     MetadataField,
@@ -18,7 +19,6 @@ from keel.data import (
 )
 from keel.data.dataset_readers import TsvReader
 from keel.guard.fingerprint import preprocessing_fingerprint, vocabulary_hash
-from keel.guard.hashing import hash_file
 from keel.guard.preprocessing_cache import (
     PreprocessingCache,
     instances_key,

@@ -90,7 +90,7 @@ def plugin_archive(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def statuses(report) -> dict[str, str]:
-    return {step.name: step.status for step in report.steps}
+    return {step.name: step.status for step in report.checks}
 
 
 def repack(source: Path, destination: Path, edit: Callable[[Path], None]) -> Path:
@@ -127,7 +127,7 @@ def test_verify_unchanged_archive_passes_every_step(archive, tmp_path) -> None:
     data = mixed_case_data(tmp_path / "data") / "dev.tsv"
     report = verify_archive(archive, data=str(data))
     assert statuses(report) == {name: PASS for name in statuses(report)}, report.to_dict()
-    assert report.step("predictions").details["differences"]["max"] == 0.0
+    assert report.check("predictions").details["differences"]["max"] == 0.0
     junit = report.to_junit_xml()
     assert 'tests="9"' in junit and 'failures="0"' in junit
 
@@ -141,7 +141,7 @@ def test_verify_corrupt_weight_byte_fails_integrity(archive, tmp_path) -> None:
 
     report = verify_archive(repack(archive, tmp_path / "corrupt.tar.gz", corrupt))
     assert report.failed == ["integrity"] or report.failed[0] == "integrity"
-    assert "weights.safetensors" in report.step("integrity").reason
+    assert "weights.safetensors" in report.check("integrity").reason
 
 
 def test_verify_changed_vocabulary_line_fails_integrity_naming_the_file(archive, tmp_path) -> None:
@@ -152,10 +152,13 @@ def test_verify_changed_vocabulary_line_fails_integrity_naming_the_file(archive,
         tokens.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     report = verify_archive(repack(archive, tmp_path / "vocab.tar.gz", change))
-    assert report.step("integrity").status == FAIL
-    assert "vocabulary/tokens.txt" in report.step("integrity").reason
-    # Loading the changed vocabulary re-indexes the golden inputs differently too.
-    assert report.step("preprocessing").status == FAIL, report.to_dict()
+    assert report.check("integrity").status == FAIL
+    assert "vocabulary/tokens.txt" in report.check("integrity").reason
+    # Nothing is built from bytes that are not the archived ones: every later step is skipped.
+    assert all(
+        check.status == "skipped" and "integrity check failed" in check.reason
+        for check in report.checks[1:]
+    ), report.to_dict()
 
 
 def test_verify_edited_manifest_torch_version_fails_environment(archive, tmp_path) -> None:
@@ -167,7 +170,7 @@ def test_verify_edited_manifest_torch_version_fails_environment(archive, tmp_pat
 
     report = verify_archive(repack(archive, tmp_path / "torch.tar.gz", edit))
     assert report.failed == ["environment"], report.to_dict()
-    assert "torch" in report.step("environment").reason
+    assert "torch" in report.check("environment").reason
     allowed = verify_archive(tmp_path / "torch.tar.gz", allow_env_drift=True)
     assert allowed.ok
 
@@ -187,9 +190,11 @@ def test_verify_flipped_tokenizer_lowercasing_fails_tokenizer_and_predictions(
     assert statuses(report)["tokenizer"] == FAIL
     assert statuses(report)["predictions"] == FAIL
     assert statuses(report)["preprocessing"] == FAIL
-    assert "old (" in report.step("tokenizer").reason and "new (" in report.step("tokenizer").reason
-    assert "decoded outputs changed" in report.step("predictions").reason or "logit" in (
-        report.step("predictions").reason
+    assert (
+        "old (" in report.check("tokenizer").reason and "new (" in report.check("tokenizer").reason
+    )
+    assert "decoded outputs changed" in report.check("predictions").reason or "score" in (
+        report.check("predictions").reason
     )
 
 
@@ -204,7 +209,7 @@ def test_verify_plugin_archive_passes_with_the_package(plugin_archive) -> None:
 def test_verify_removed_plugin_package_fails_components_naming_the_fix(plugin_archive) -> None:
     archive, _ = plugin_archive
     report = verify_in_subprocess(archive)
-    steps = {step["name"]: step for step in report["steps"]}
+    steps = {step["name"]: step for step in report["checks"]}
     assert steps["components"]["status"] == FAIL
     assert "scaled_classifier" in steps["components"]["reason"]
     assert "--include-package scaledpkg" in steps["components"]["reason"]
@@ -221,7 +226,7 @@ def test_verify_renamed_parameter_fails_weights_and_reports_changed_source(
     report = verify_in_subprocess(
         archive, "--include-package", "scaledpkg", pythonpath=tmp_path / "src"
     )
-    steps = {step["name"]: step for step in report["steps"]}
+    steps = {step["name"]: step for step in report["checks"]}
     assert steps["weights"]["status"] == FAIL
     assert "missing: scale" in steps["weights"]["reason"]
     assert "unexpected: output_scale" in steps["weights"]["reason"]
@@ -242,7 +247,7 @@ def test_verify_new_required_constructor_argument_fails_config(plugin_archive, t
     report = verify_in_subprocess(
         archive, "--include-package", "scaledpkg", pythonpath=tmp_path / "src"
     )
-    steps = {step["name"]: step for step in report["steps"]}
+    steps = {step["name"]: step for step in report["checks"]}
     assert steps["config"]["status"] == FAIL
     assert "model.temperature" in steps["config"]["reason"]
     assert steps["weights"]["status"] == SKIPPED
@@ -251,9 +256,9 @@ def test_verify_new_required_constructor_argument_fails_config(plugin_archive, t
 def test_verify_data_step_checks_the_recorded_preprocessing(archive, tmp_path) -> None:
     data = mixed_case_data(tmp_path / "data") / "dev.tsv"  # same bytes as the training run's
     report = verify_archive(archive, data=str(data))
-    preprocessing = report.step("data").details["preprocessing"]
+    preprocessing = report.check("data").details["preprocessing"]
     assert (preprocessing["status"], preprocessing["role"]) == ("match", "validation")
-    assert "same preprocessing as the training run's validation data" in report.step("data").reason
+    assert "same preprocessing as the training run's validation data" in report.check("data").reason
 
 
 def test_verify_data_step_fails_when_the_same_data_is_preprocessed_differently(
@@ -268,10 +273,191 @@ def test_verify_data_step_fails_when_the_same_data_is_preprocessed_differently(
 
     monkeypatch.setattr(WordTokenizer, "__init__", no_longer_lowercases)
     data = mixed_case_data(tmp_path / "data") / "dev.tsv"
-    step = verify_archive(archive, data=str(data)).step("data")
+    step = verify_archive(archive, data=str(data)).check("data")
     assert step.status == FAIL
     assert "same bytes as the training run's validation file, but preprocessed differently" in (
         step.reason
     )
     assert "tokens OOV rate" in step.reason
     assert set(step.details["preprocessing"]["differences"]) == {"oov"}
+
+
+# -- fail closed: a step that could not check is not a pass -----------------------------------
+
+CUSTOM_OUTPUTS_SOURCE = """
+from keel.models.basic_classifier import BasicClassifier
+from keel.models.model import GoldenOutputs, Model
+
+SCALE = 1.0
+
+
+@Model.register("renamed_output_classifier")
+class RenamedOutputs(BasicClassifier):
+    golden_outputs = GoldenOutputs(scores=("class_scores",), decoded=("verdict",))
+
+    def forward(self, **batch):
+        output = super().forward(**batch)
+        output["class_scores"] = output.pop("logits") * SCALE
+        output.pop("probs")
+        return output
+
+    def make_output_human_readable(self, output):
+        ids = output["class_scores"].argmax(-1).tolist()
+        output["verdict"] = [self.vocab.get_token_from_index(i, "labels") for i in ids]
+        return output
+
+
+@Model.register("undeclared_output_classifier")
+class UndeclaredOutputs(RenamedOutputs):
+    golden_outputs = None
+"""
+
+
+@pytest.fixture(scope="module")
+def custom_outputs_archives(tmp_path_factory):
+    """Archives of two models whose outputs are neither logits nor label: one declares its
+    golden outputs, one does not."""
+    root = tmp_path_factory.mktemp("custom-outputs")
+    package = root / "src" / "renamedpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(CUSTOM_OUTPUTS_SOURCE, encoding="utf-8")
+    sys.path.insert(0, str(root / "src"))
+    import_module_and_submodules("renamedpkg")
+    data = mixed_case_data(root / "data")
+    archives = {
+        name: train_model(
+            tiny_config(data, name), root / name, quiet=True, include_packages=["renamedpkg"]
+        ).archive_path
+        for name in ("renamed_output_classifier", "undeclared_output_classifier")
+    }
+    yield archives, sys.modules["renamedpkg"]
+    sys.path.remove(str(root / "src"))
+
+
+@pytest.mark.parametrize(
+    ("model", "outputs"),
+    [
+        ("renamed_output_classifier", ["class_scores", "verdict"]),
+        # Undeclared: every per-instance output but the loss (token ids included) is compared.
+        ("undeclared_output_classifier", ["class_scores", "token_ids", "verdict"]),
+    ],
+)
+def test_verify_custom_model_outputs_are_compared_not_skipped(
+    custom_outputs_archives, model, outputs, monkeypatch
+) -> None:
+    archives, package = custom_outputs_archives
+    report = verify_archive(archives[model], include_packages=("renamedpkg",))
+    predictions = report.check("predictions")
+    assert report.ok and predictions.status == PASS, report.to_dict()
+    assert predictions.details["outputs"] == outputs
+    # The comparison is real: the same weights computing slightly different scores fail it.
+    monkeypatch.setattr(package, "SCALE", 1.01)
+    drifted = verify_archive(archives[model], include_packages=("renamedpkg",))
+    assert drifted.check("predictions").status == FAIL
+    assert "score difference" in drifted.check("predictions").reason
+
+
+def repack_refreshing_hashes(source: Path, destination: Path, edit) -> Path:
+    """``repack`` that also refreshes the manifest's hashes, as a careless repackager would."""
+    from keel.archive.archive import describe_files
+    from keel.archive.manifest import Manifest
+
+    def edit_and_rehash(folder: Path) -> None:
+        edit(folder)
+        manifest = Manifest.from_dict(json.loads((folder / "manifest.json").read_text()))
+        manifest.files = describe_files(folder)
+        (folder / "manifest.json").write_text(manifest.to_json())
+
+    return repack(source, destination, edit_and_rehash)
+
+
+def test_verify_tokenizer_step_that_cannot_fingerprint_is_not_checked_and_fails(
+    archive, monkeypatch, tmp_path
+) -> None:
+    import keel.guard.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "reader_tokenizer_fingerprint", lambda *args: None)
+    report = verify_archive(archive)
+    assert report.check("tokenizer").status == "not_checked"
+    assert not report.ok and report.failed == ["tokenizer"]
+    junit = report.to_junit_xml()
+    assert 'failures="1"' in junit and "not checked:" in junit
+    allowed = verify_archive(archive, allow_unchecked=("tokenizer",))
+    assert allowed.ok and allowed.check("tokenizer").status == "not_checked"
+    assert allowed.escapes == [
+        {
+            "check": "tokenizer",
+            "status": "not_checked",
+            "allowed_by": "--allow-unchecked tokenizer",
+        }
+    ]
+    document = allowed.to_dict()
+    assert (
+        document["escapes"] and document["checks"][5]["allowed_by"] == "--allow-unchecked tokenizer"
+    )
+    assert "allowed by --allow-unchecked tokenizer" in allowed.to_junit_xml()
+
+
+def test_verify_golden_file_without_outputs_is_not_checked(archive, tmp_path) -> None:
+    def empty_outputs(folder: Path) -> None:
+        path = folder / "golden" / "predictions.json"
+        golden = json.loads(path.read_text())
+        golden["scores"] = [{} for _ in golden["scores"]]
+        golden["decoded"] = [{} for _ in golden["decoded"]]
+        path.write_text(json.dumps(golden))
+
+    edited = repack_refreshing_hashes(archive, tmp_path / "empty.tar.gz", empty_outputs)
+    report = verify_archive(edited)
+    assert report.check("integrity").status == PASS
+    assert report.check("predictions").status == "not_checked"
+    assert "golden_outputs" in report.check("predictions").reason
+    assert report.failed == ["predictions"]
+
+
+def test_verify_archive_without_golden_predictions_is_not_checked(archive, tmp_path) -> None:
+    def drop_golden(folder: Path) -> None:
+        (folder / "golden" / "predictions.json").unlink()
+
+    report = verify_archive(repack_refreshing_hashes(archive, tmp_path / "g.tar.gz", drop_golden))
+    assert statuses(report)["preprocessing"] == statuses(report)["predictions"] == "not_checked"
+    assert not report.ok
+
+
+def test_verify_data_step_with_an_older_fingerprint_format_is_not_checked(
+    archive, tmp_path
+) -> None:
+    def older_format(folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for entry in manifest["preprocessing_fingerprints"].values():
+            entry["format"] = "keel-preprocessing-fingerprint/1"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    edited = repack_refreshing_hashes(archive, tmp_path / "old.tar.gz", older_format)
+    data = mixed_case_data(tmp_path / "data") / "dev.tsv"  # same bytes as the run's validation
+    step = verify_archive(edited, data=str(data)).check("data")
+    assert step.status == "not_checked", step.to_dict()
+    assert "keel-preprocessing-fingerprint/1" in step.reason
+    assert verify_archive(edited, data=str(data), allow_unchecked=("data",)).ok
+
+
+def test_verify_refuses_an_unknown_step_name_in_allow_unchecked(archive) -> None:
+    from keel.common.errors import KeelError
+
+    with pytest.raises(KeelError, match="names no verify step: tokeniser"):
+        verify_archive(archive, allow_unchecked=("tokeniser",))
+
+
+def test_verify_after_a_failed_integrity_check_nothing_is_built(archive, tmp_path) -> None:
+    """The config names a type by dotted path to a module beside the archive: with the
+    integrity check failed, no step imports or builds anything."""
+
+    def hostile_config(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config["model"]["type"] = "planted_module.Evil"
+        (folder / "config.json").write_text(json.dumps(config))
+
+    edited = repack(archive, tmp_path / "hostile.tar.gz", hostile_config)
+    report = verify_archive(edited)
+    assert report.check("integrity").status == FAIL
+    assert {check.status for check in report.checks[1:]} == {SKIPPED}
+    assert "planted_module" not in sys.modules

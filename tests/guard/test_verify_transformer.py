@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from keel.archive.archive import describe_files
+from keel.archive.manifest import Manifest
 from keel.guard.verify import FAIL, verify_archive
 from keel.pipeline.train import train_model
 from tests.conftest import SST2_SAMPLE
@@ -23,9 +24,9 @@ def repack_with_manifest_hashes(source: Path, destination: Path, edit) -> Path:
     with tarfile.open(source) as tar:
         tar.extractall(folder, filter="data")
     edit(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"] = describe_files(folder)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    manifest = Manifest.from_dict(json.loads((folder / "manifest.json").read_text()))
+    manifest.files = describe_files(folder)
+    (folder / "manifest.json").write_text(manifest.to_json())
     with tarfile.open(destination, "w:gz") as tar:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
@@ -70,8 +71,8 @@ def test_verify_swapped_transformer_tokenizer_fails_with_a_tokenizer_diff(tmp_pa
 
     swapped = repack_with_manifest_hashes(archive, tmp_path / "swapped.tar.gz", keep_case)
     report = verify_archive(swapped)
-    assert report.step("integrity").status != FAIL  # the repackager refreshed the hashes
-    tokenizer = report.step("tokenizer")
+    assert report.check("integrity").status != FAIL  # the repackager refreshed the hashes
+    tokenizer = report.check("tokenizer")
     assert tokenizer.status == FAIL
     assert "old (" in tokenizer.reason and "new (" in tokenizer.reason
     assert "[UNK]" in tokenizer.reason  # capitalised words now miss the lower-case vocabulary

@@ -48,7 +48,7 @@ def test_experiment_trains_archives_and_evaluates_to_the_recorded_accuracy(
     instances = list(archive.validation_dataset_reader.read(archive.config["validation_data_path"]))
     metrics = evaluate(archive.model, instances, archive.vocab, batch_size=16)
     assert metrics["accuracy"] == result.metrics["best_validation_accuracy"]
-    assert archive.manifest["validation_metrics"]["best_validation_accuracy"] == metrics["accuracy"]
+    assert archive.manifest.validation_metrics["best_validation_accuracy"] == metrics["accuracy"]
 
 
 def test_experiment_same_config_twice_gives_bit_identical_weights(tmp_path, tiny_classifier_config):
@@ -137,9 +137,7 @@ def test_experiment_manifest_fingerprints_equal_the_standalone_ones(
         for name, run_cache in (("plain", None), ("miss", cache), ("hit", cache))
     ]
     archive = load_archive(runs[0].archive_path)
-    recorded = [
-        load_archive(run.archive_path).manifest["preprocessing_fingerprints"] for run in runs
-    ]
+    recorded = [load_archive(run.archive_path).manifest.preprocessing_fingerprints for run in runs]
     assert recorded[0] == recorded[1] == recorded[2]
     readers = {"train": archive.dataset_reader, "validation": archive.validation_dataset_reader}
     for role, reader in readers.items():
@@ -166,3 +164,41 @@ def test_experiment_hands_packs_only_to_loaders_that_take_them():
     loader = MultiProcessDataLoader(TRAIN, batch_size=4)
     _index_loader(loader, VOCAB, packed)
     assert loader._packed is packed
+
+
+def test_experiment_value_constraints_are_config_errors_before_any_work(
+    tmp_path, tiny_classifier_config
+):
+    config = tiny_classifier_config()
+    config["trainer"]["num_epochs"] = 0
+    config["data_loader"] = {"batch_size": 0}
+    config["model"]["seq2vec_encoder"]["hidden_size"] = -1
+    config["trainer"]["optimizer"]["lr"] = float("nan")
+    config["model"]["dropout"] = 1.5
+    config["validation_data_path"] = str(tmp_path / "no-such-dev.tsv")
+    with pytest.raises(ConfigurationError) as raised:
+        train_model(config, tmp_path / "run", quiet=True)
+    found = {issue.path: issue for issue in raised.value.issues}
+    assert set(found) == {
+        "trainer.num_epochs",
+        "data_loader.batch_size",
+        "model.seq2vec_encoder.hidden_size",
+        "trainer.optimizer.lr",
+        "model.dropout",
+        "validation_data_path",
+    }
+    assert all(issue.code == errors.BAD_VALUE for issue in found.values())
+    assert "integer, a number > 0" in found["trainer.num_epochs"].render()
+    assert "NaN" in found["trainer.optimizer.lr"].message
+    assert found["validation_data_path"].message == "no such file"
+    assert not (tmp_path / "run").exists()  # nothing created, nothing read
+
+
+def test_experiment_resolved_config_of_an_archive_validates_without_its_data_files(
+    tiny_classifier_config,
+):
+    config = tiny_classifier_config()
+    config["train_data_path"] = "/the/training/machine/train.tsv"
+    assert validate_experiment(config, check_files=False).ok
+    with pytest.raises(ConfigurationError, match="train_data_path: no such file"):
+        validate_experiment(config)

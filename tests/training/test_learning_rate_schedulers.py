@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from keel.common.lazy import Lazy
+from keel.common.from_params import Lazy
 from keel.training.learning_rate_schedulers import (
     LearningRateScheduler,
     LinearWithWarmup,

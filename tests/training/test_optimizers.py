@@ -3,7 +3,7 @@ import torch
 
 from keel.common import errors
 from keel.common.errors import ConfigurationError
-from keel.common.lazy import Lazy
+from keel.common.from_params import Lazy
 from keel.training.optimizers import (
     AdamOptimizer,
     AdamWOptimizer,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Supplied
 from keel.common.errors import ConfigIssue, ConfigurationError, KeelError
 from keel.data.batch import PackedInstances, collate
 from keel.data.data_loaders.data_loader import DataLoader
@@ -38,8 +39,8 @@ class MultiProcessDataLoader(DataLoader):
 
     def __init__(
         self,
-        instances: Iterable[Instance],
-        batch_size: int = 1,
+        instances: Annotated[Iterable[Instance], Supplied],
+        batch_size: Annotated[int, Positive] = 1,
         shuffle: bool = False,
         batch_sampler: BatchSampler | None = None,
         drop_last: bool = False,

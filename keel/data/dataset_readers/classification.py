@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from keel.common import errors
+from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
     DatasetReader,
@@ -37,7 +38,7 @@ class ClassificationReader(DatasetReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(max_instances=max_instances)
         self.tokenizer = tokenizer if tokenizer is not None else WhitespaceTokenizer()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 from keel.common import errors
+from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
 from keel.data import span_utils
 from keel.data.dataset_readers.dataset_reader import DatasetReader
@@ -39,7 +41,7 @@ class Conll2003DatasetReader(TaggingReader):
         feature_labels: list[str] | None = None,
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(token_indexers, label_namespace, max_instances)
         for name, value in [("tag_label", tag_label)] + [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 from keel.common import errors
+from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.dataset_readers.sequence_tagging import (
@@ -32,7 +34,7 @@ class ConlluDatasetReader(TaggingReader):
         tag_label: str = "upos",
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(token_indexers, label_namespace, max_instances)
         if tag_label not in _TAG_COLUMNS:

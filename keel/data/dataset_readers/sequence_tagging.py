@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from keel.common import errors
+from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
     DatasetReader,
@@ -47,7 +48,7 @@ class TaggingReader(DatasetReader):
         self,
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(max_instances=max_instances)
         self.token_indexers = default_token_indexers(token_indexers)
@@ -133,7 +134,7 @@ class SequenceTaggingDatasetReader(TaggingReader):
         token_delimiter: str | None = None,
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(token_indexers, label_namespace, max_instances)
         if not word_tag_delimiter:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
+from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.classification import ClassificationReader, missing_key_error
 from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
@@ -24,7 +26,7 @@ class TextClassificationJsonReader(ClassificationReader):
         max_sequence_length: int | None = None,
         text_key: str = "text",
         label_key: str = "label",
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(
             tokenizer=tokenizer,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
 from keel.common import errors
+from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.classification import ClassificationReader
 from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
@@ -29,7 +31,7 @@ class TsvReader(ClassificationReader):
         delimiter: str = "\t",
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
-        max_instances: int | None = None,
+        max_instances: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__(
             tokenizer=tokenizer,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 import torch
 
 from keel.common import errors
+from keel.common.constraints import NonNegative, Positive
 from keel.common.errors import ConfigIssue, ConfigurationError
 from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
@@ -25,9 +27,9 @@ class BucketBatchSampler(BatchSampler):
 
     def __init__(
         self,
-        batch_size: int,
+        batch_size: Annotated[int, Positive],
         sorting_keys: list[str] | None = None,
-        padding_noise: float = 0.1,
+        padding_noise: Annotated[float, NonNegative] = 0.1,
         drop_last: bool = False,
         shuffle: bool = True,
     ) -> None:

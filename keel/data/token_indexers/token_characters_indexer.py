@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
 
+from keel.common.constraints import NonNegative
 from keel.data.packing import NestedIds, Packed
 from keel.data.token_indexers.padding import pad_2d
 from keel.data.token_indexers.token_indexer import TokenIndexer
@@ -34,7 +35,7 @@ class TokenCharactersIndexer(TokenIndexer):
         self,
         namespace: str = "token_characters",
         character_tokenizer: Tokenizer | None = None,
-        min_padding_length: int = 0,
+        min_padding_length: Annotated[int, NonNegative] = 0,
     ) -> None:
         self.namespace = namespace
         self.character_tokenizer = character_tokenizer or CharacterTokenizer()

@@ -23,7 +23,6 @@ from keel.guard.fingerprint.recorded import (
     UNRECORDED,
     RecordedComparison,
     compare_with_recorded,
-    recorded_role,
 )
 from keel.guard.fingerprint.tokenizer import (
     DEFAULT_PROBE_CORPUS,
@@ -64,7 +63,6 @@ __all__ = [
     "preprocessing_fingerprint",
     "probe_corpus_bytes",
     "reader_tokenizer_fingerprint",
-    "recorded_role",
     "tokenizer_fingerprint",
     "vocabulary_hash",
 ]

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from keel.common.from_params import build
+from keel.common.hashing import FileHash, hash_file
+from keel.data.vocabulary import Vocabulary
 from keel.guard.fingerprint.preprocessing import PreprocessingFingerprint, preprocessing_fingerprint
 from keel.guard.fingerprint.tokenizer import TokenizerFingerprint, reader_tokenizer_fingerprint
 from keel.guard.fingerprint.vocabulary import vocabulary_hash
-from keel.guard.hashing import FileHash, hash_file
-
-if TYPE_CHECKING:
-    from keel.data.vocabulary import Vocabulary
 
 
 @dataclass
@@ -50,8 +49,6 @@ def fingerprint_data_file(
     given): the digest then describes the file's own preprocessing, comparable only with other
     fingerprints computed the same way.
     """
-    from keel.common.from_params import build
-    from keel.data.vocabulary import Vocabulary
 
     file_hash = hash_file(data_path)
     instances = list(reader.read(data_path))

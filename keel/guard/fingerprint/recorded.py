@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
+from keel.archive.manifest import Manifest
+from keel.common.hashing import FileHash
 from keel.guard.fingerprint.preprocessing import PREPROCESSING_FORMAT, PreprocessingFingerprint
-from keel.guard.hashing import FileHash
+from keel.guard.results import FAIL, NOT_CHECKED, PASS, SKIPPED, CheckResult
 
 MATCH, DIFFERS, INCOMPARABLE, UNRECORDED = "match", "differs", "incomparable", "unrecorded"
 
@@ -27,6 +29,13 @@ class RecordedComparison:
     message: str
     differences: dict[str, Any] = dataclass_field(default_factory=dict)
 
+    def to_check(self, name: str = "recorded preprocessing") -> CheckResult:
+        """This comparison in the guard's result vocabulary: a match passes, a difference
+        fails, a record of another fingerprint format could not be checked, and a file the run
+        never read has nothing to be checked against."""
+        status = {MATCH: PASS, DIFFERS: FAIL, INCOMPARABLE: NOT_CHECKED}.get(self.status, SKIPPED)
+        return CheckResult(name, status, self.message, self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -36,27 +45,18 @@ class RecordedComparison:
         }
 
 
-def recorded_role(manifest: Mapping[str, Any], sha256: str) -> str | None:
-    """The split (train, validation, test) whose recorded data file has this sha256."""
-    fingerprints = manifest.get("preprocessing_fingerprints") or {}
-    for role, entry in (manifest.get("data_files") or {}).items():
-        if role in fingerprints and isinstance(entry, Mapping) and entry.get("sha256") == sha256:
-            return str(role)
-    return None
-
-
 def compare_with_recorded(
-    manifest: Mapping[str, Any], file_hash: FileHash, fingerprint: PreprocessingFingerprint
+    manifest: Manifest, file_hash: FileHash, fingerprint: PreprocessingFingerprint
 ) -> RecordedComparison:
     """Compare ``fingerprint`` (of the file ``file_hash``) with what the archive recorded."""
-    role = recorded_role(manifest, file_hash.sha256)
+    role = manifest.recorded_role(file_hash.sha256)
     if role is None:
         return RecordedComparison(
             UNRECORDED,
             None,
             "not one of the training run's data files (by sha256): nothing recorded to compare",
         )
-    recorded = manifest["preprocessing_fingerprints"][role]
+    recorded = manifest.preprocessing_fingerprints[role]
     recorded_format = recorded.get("format")
     if recorded_format != PREPROCESSING_FORMAT:
         return RecordedComparison(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.common import errors
 from keel.common.errors import GuardError, KeelError
+from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from keel.guard.fingerprint.canonical import ints_bytes, string_bytes, strings_bytes, u32
 
 if TYPE_CHECKING:
@@ -230,7 +231,6 @@ def reader_tokenizer_fingerprint(
     A reader of pre-tokenized data (no ``tokenizer``) splits on whitespace, so the probe corpus
     goes through the whitespace tokenizer; a reader without ``token_indexers`` gives None.
     """
-    from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 
     token_indexers = getattr(reader, "token_indexers", None)
     if not token_indexers:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from keel.common import errors
+from keel.common.constraints import Positive, Probability
 from keel.common.errors import ModelError
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 
@@ -62,11 +63,11 @@ class _RnnSeq2SeqEncoder(PytorchSeq2SeqWrapper):
 
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
+        input_size: Annotated[int, Positive],
+        hidden_size: Annotated[int, Positive],
+        num_layers: Annotated[int, Positive] = 1,
         bias: bool = True,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Probability] = 0.0,
         bidirectional: bool = False,
     ) -> None:
         module = self._rnn_class(

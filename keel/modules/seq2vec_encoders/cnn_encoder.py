@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
+from keel.common.constraints import Positive
 from keel.modules.activations import get_activation
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from keel.modules.util import min_value_of_dtype
@@ -22,11 +25,11 @@ class CnnEncoder(Seq2VecEncoder):
 
     def __init__(
         self,
-        embedding_dim: int,
-        num_filters: int,
+        embedding_dim: Annotated[int, Positive],
+        num_filters: Annotated[int, Positive],
         ngram_filter_sizes: tuple[int, ...] = (2, 3, 4, 5),
         conv_layer_activation: str = "relu",
-        output_dim: int | None = None,
+        output_dim: Annotated[int, Positive] | None = None,
     ) -> None:
         super().__init__()
         self._embedding_dim = embedding_dim

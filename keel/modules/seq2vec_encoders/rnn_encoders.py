@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from keel.common.constraints import Positive, Probability
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 
@@ -21,11 +22,11 @@ class _RecurrentSeq2VecEncoder(Seq2VecEncoder):
 
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
+        input_size: Annotated[int, Positive],
+        hidden_size: Annotated[int, Positive],
+        num_layers: Annotated[int, Positive] = 1,
         bias: bool = True,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Probability] = 0.0,
         bidirectional: bool = False,
     ) -> None:
         super().__init__()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Probability, Supplied
 from keel.common.errors import ConfigIssue, ConfigurationError, ModelError
 from keel.data.vocabulary import Vocabulary
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
@@ -29,18 +30,18 @@ class CharacterEmbedding(Embedding):
 
     def __init__(
         self,
-        embedding_dim: int,
-        num_embeddings: int | None = None,
+        embedding_dim: Annotated[int, Positive],
+        num_embeddings: Annotated[int, Positive] | None = None,
         vocab_namespace: str = CHARACTER_NAMESPACE,
         pretrained_file: str | None = None,
         trainable: bool = True,
         padding_index: int | None = 0,
-        projection_dim: int | None = None,
+        projection_dim: Annotated[int, Positive] | None = None,
         max_norm: float | None = None,
         norm_type: float = 2.0,
         scale_grad_by_freq: bool = False,
         sparse: bool = False,
-        vocab: Vocabulary | None = None,
+        vocab: Annotated[Vocabulary, Supplied] | None = None,
     ) -> None:
         super().__init__(
             embedding_dim=embedding_dim,
@@ -73,7 +74,7 @@ class TokenCharactersEncoder(TokenEmbedder):
         self,
         embedding: CharacterEmbedding | Embedding,
         encoder: Seq2VecEncoder,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Probability] = 0.0,
     ) -> None:
         super().__init__()
         _check_character_namespace(embedding)

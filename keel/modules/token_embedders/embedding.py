@@ -6,12 +6,13 @@ import gzip
 import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from keel.common import errors
+from keel.common.constraints import Positive, Supplied
 from keel.common.errors import ConfigIssue, ConfigurationError, DataError
 from keel.data.vocabulary import Vocabulary
 from keel.modules.token_embedders.token_embedder import TokenEmbedder
@@ -31,18 +32,18 @@ class Embedding(TokenEmbedder):
 
     def __init__(
         self,
-        embedding_dim: int,
-        num_embeddings: int | None = None,
+        embedding_dim: Annotated[int, Positive],
+        num_embeddings: Annotated[int, Positive] | None = None,
         vocab_namespace: str = "tokens",
         pretrained_file: str | None = None,
         trainable: bool = True,
         padding_index: int | None = 0,
-        projection_dim: int | None = None,
+        projection_dim: Annotated[int, Positive] | None = None,
         max_norm: float | None = None,
         norm_type: float = 2.0,
         scale_grad_by_freq: bool = False,
         sparse: bool = False,
-        vocab: Vocabulary | None = None,
+        vocab: Annotated[Vocabulary, Supplied] | None = None,
     ) -> None:
         super().__init__()
         self.vocab_namespace = vocab_namespace

@@ -6,7 +6,7 @@ import pytest
 
 from keel.common import errors
 from keel.common.errors import DataError
-from keel.guard.hashing import FileHash, hash_file, hash_stream, sha256sum_line
+from keel.common.hashing import FileHash, hash_file, hash_stream, sha256sum_line
 
 SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 SHA256_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -1,4 +1,4 @@
-"""Streaming sha256 of data files, and ``sha256sum``-compatible check lines.
+"""Streaming sha256 of files (data, archive members, sources) and ``sha256sum`` check lines.
 
 A training run records the digest and size of every file it reads, so a later run (or another
 machine) can tell whether it saw the same bytes. Hashing streams through one reusable buffer with
@@ -79,6 +79,11 @@ def hash_file(path: str | os.PathLike[str], buffer_size: int = DEFAULT_BUFFER_SI
         reason = error.strerror or str(error)
         raise DataError(f"cannot read: {reason}", path=name, code=errors.DATA_NOT_FOUND) from None
     return FileHash(path=name, sha256=sha256, size=size)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file's bytes: the one file hash keel computes (``hash_file``)."""
+    return hash_file(path).sha256
 
 
 def hash_files(paths: Iterable[str | os.PathLike[str]]) -> list[FileHash]:
