@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from keel.common.hashing import hash_file
 from keel.data import Vocabulary, WordTokenizer
 from keel.data.batch import PackedInstances
 from keel.data.dataset_readers import TsvReader
@@ -33,7 +34,6 @@ from keel.guard.fingerprint import (
     preprocessing_fingerprint,
     reader_tokenizer_fingerprint,
 )
-from keel.common.hashing import hash_file
 from keel.guard.preprocessing_cache import PreprocessingCache, instances_key
 
 DEFAULT_PATH = "/work/shared/data/sst2/train.tsv"

@@ -30,8 +30,7 @@ from typing import Any
 
 import torch
 
-from keel.common.from_params import build
-from keel.common.from_params import Lazy
+from keel.common.from_params import Lazy, build
 from keel.common.params import load_config
 from keel.data import MultiProcessDataLoader, Vocabulary
 from keel.data.dataset_readers import DatasetReader
