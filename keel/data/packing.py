@@ -7,9 +7,9 @@ batch with a few numpy gathers (``Packed.take``) instead of walking Python objec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -20,6 +20,17 @@ class Packed(Protocol):
 
     def take(self, indices: np.ndarray) -> Any:
         """The batch of the instances at ``indices``, as ``Field.batch`` would build it."""
+        ...
+
+
+@runtime_checkable
+class ColumnarPack(Packed, Protocol):
+    """An indexer's pack that can show its ids as columns (output key -> ``RaggedIds``,
+    ``NestedIds`` or per-field rows), which ``TokenIndexer.pack_from_columns`` rebuilds it from.
+    Every built-in indexer's pack is one; a preprocessing cache entry stores these columns."""
+
+    def columns(self) -> Mapping[str, Any]:
+        """Output key -> the ids of every field under it."""
         ...
 
 

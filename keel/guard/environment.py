@@ -316,11 +316,11 @@ def _torch_section() -> dict[str, Any] | None:
             for name, backend in (
                 ("generic", backends),
                 ("cuda_matmul", backends.cuda.matmul),
-                ("cudnn_conv", backends.cudnn.conv),
-                ("cudnn_rnn", backends.cudnn.rnn),
-                ("mkldnn_matmul", backends.mkldnn.matmul),
-                ("mkldnn_conv", backends.mkldnn.conv),
-                ("mkldnn_rnn", backends.mkldnn.rnn),
+                ("cudnn_conv", getattr(backends.cudnn, "conv", None)),
+                ("cudnn_rnn", getattr(backends.cudnn, "rnn", None)),
+                ("mkldnn_matmul", getattr(backends.mkldnn, "matmul", None)),
+                ("mkldnn_conv", getattr(backends.mkldnn, "conv", None)),
+                ("mkldnn_rnn", getattr(backends.mkldnn, "rnn", None)),
             )
         }
     else:  # torch releases before the fp32_precision API

@@ -489,7 +489,7 @@ def _probe_nvml() -> DriverAnswer | None:
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024)
             devices.append(
                 GpuDevice(index, _text(pynvml.nvmlDeviceGetName(handle)), capability, int(memory))
-            )  # type: ignore[arg-type]
+            )
         return DriverAnswer("nvml", driver_version, cuda_version, tuple(devices))
     except Exception:
         return None
@@ -639,7 +639,7 @@ def _strict_fp32() -> Iterator[None]:
     import torch
 
     cuda_matmul = torch.backends.cuda.matmul
-    cudnn = torch.backends.cudnn
+    cudnn: Any = torch.backends.cudnn  # conv/rnn sub-backends exist from torch 2.9, unstubbed
     if hasattr(cuda_matmul, "fp32_precision"):
         targets = [cuda_matmul, cudnn.conv, cudnn.rnn]
         saved = [target.fp32_precision for target in targets]

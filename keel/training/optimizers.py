@@ -112,7 +112,7 @@ class AdamOptimizer(Optimizer, torch.optim.Adam):
         super().__init__(
             make_parameter_groups(model_parameters, parameter_groups),
             lr=lr,
-            betas=tuple(betas),
+            betas=(betas[0], betas[1]),
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
@@ -139,7 +139,7 @@ class AdamWOptimizer(Optimizer, torch.optim.AdamW):
         super().__init__(
             make_parameter_groups(model_parameters, parameter_groups),
             lr=lr,
-            betas=tuple(betas),
+            betas=(betas[0], betas[1]),
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,

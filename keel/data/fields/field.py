@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from keel.data.columns import ColumnContext, FieldColumns, NotColumnar, register_column_kind
 from keel.data.packing import ListPack, Packed
 
 if TYPE_CHECKING:
@@ -14,6 +15,14 @@ class Field:
     """Counts its vocabulary items, indexes itself, and batches many of its kind at once."""
 
     __slots__ = ()
+    #: the name this type's columns are stored under (``keel.data.columns``); None when the
+    #: type cannot be stored as columns (a preprocessing cache then skips those instances)
+    column_kind: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("column_kind") is not None:
+            register_column_kind(cls.__dict__["column_kind"], cls)
 
     def count_vocab_items(self, counter: dict[str, dict[str, int]]) -> None:
         """Add this field's vocabulary items to ``counter[namespace][item]``."""
@@ -40,6 +49,23 @@ class Field:
     def batch(cls, fields: list[Self]) -> Any:
         """Pad and stack a whole batch of these fields in one go."""
         raise NotImplementedError
+
+    @classmethod
+    def to_columns(
+        cls, fields: list[Self], pack: Packed | None, context: ColumnContext
+    ) -> FieldColumns:
+        """``fields`` (one name across all instances; ``pack``, when given, their pack) as
+        columns. Raises NotColumnar when they cannot be stored so."""
+        raise NotColumnar(f"{cls.__name__} declares no column layout")
+
+    @classmethod
+    def from_columns(
+        cls, columns: FieldColumns, context: ColumnContext, *, indexed: bool
+    ) -> tuple[list[Self], Packed | None]:
+        """The fields ``to_columns`` stored, and their pack. With ``indexed`` the fields get
+        their ids back (and no pack is made); without, they stay unindexed and the pack, built
+        from the stored ids, serves batching."""
+        raise NotColumnar(f"{cls.__name__} declares no column layout")
 
     def human_readable_repr(self) -> Any:
         """A JSON-friendly view of the field, for debugging and prediction output."""

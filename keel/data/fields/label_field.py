@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from keel.common.errors import KeelError
+from keel.data.columns import ColumnContext, FieldColumns, NotColumnar, int_array
 from keel.data.fields.field import Field
 from keel.data.packing import ArrayPack, Packed, shared_value
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 class LabelField(Field):
     """A string label looked up in ``label_namespace``, or an int id when ``skip_indexing``."""
+
+    column_kind = "label"
 
     __slots__ = ("label", "label_namespace", "skip_indexing", "label_id")
 
@@ -66,7 +69,7 @@ class LabelField(Field):
                 )
 
     @classmethod
-    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> LabelPack:
         namespace = shared_value(map(attrgetter("label_namespace"), fields))
         skip_indexing = shared_value(map(attrgetter("skip_indexing"), fields))
         if namespace is None or skip_indexing is not False:
@@ -87,6 +90,37 @@ class LabelField(Field):
         if None in ids:
             raise KeelError("LabelField is not indexed yet: call index(vocab) before batching")
         return torch.tensor(ids, dtype=torch.long)
+
+    @classmethod
+    def to_columns(
+        cls, fields: list[Self], pack: Packed | None, context: ColumnContext
+    ) -> FieldColumns:
+        namespace = shared_value(field.label_namespace for field in fields)
+        skip_indexing = shared_value(field.skip_indexing for field in fields)
+        if namespace is None or skip_indexing is None:
+            raise NotColumnar("label fields of one name mix namespaces or skip_indexing")
+        if isinstance(pack, LabelPack):
+            ids = np.asarray(pack.values, dtype=np.int64)
+        else:
+            ids = int_array(field.label_id for field in fields)
+        return FieldColumns(
+            {"ids": ids},
+            [field.label for field in fields],
+            {"namespace": namespace, "skip_indexing": skip_indexing},
+        )
+
+    @classmethod
+    def from_columns(
+        cls, columns: FieldColumns, context: ColumnContext, *, indexed: bool
+    ) -> tuple[list[Self], Packed | None]:
+        namespace, skip_indexing = columns.spec["namespace"], columns.spec["skip_indexing"]
+        ids = columns.arrays["ids"]
+        fields = []
+        for label, label_id in zip(columns.strings, ids.tolist(), strict=True):
+            field = cls(label, namespace, skip_indexing)
+            field.label_id = None if label_id < 0 else label_id
+            fields.append(field)
+        return fields, None if indexed else LabelPack(ids, namespace, skip_indexing)
 
     def human_readable_repr(self) -> str | int:
         return self.label

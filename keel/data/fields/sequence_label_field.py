@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import torch
 
 from keel.common.errors import DataError, KeelError
+from keel.data.columns import ColumnContext, FieldColumns, NotColumnar, int_array, lengths_of
 from keel.data.fields.field import Field
 from keel.data.fields.text_field import TextField
 from keel.data.packing import Packed, RaggedIds, shared_value
@@ -24,6 +26,7 @@ class SequenceLabelField(Field):
     """
 
     __slots__ = ("labels", "sequence_field", "label_namespace", "_ids", "_skip_indexing")
+    column_kind = "sequence_label"
 
     def __init__(
         self,
@@ -42,6 +45,17 @@ class SequenceLabelField(Field):
         self.label_namespace = label_namespace
         self._skip_indexing = all(isinstance(label, int) for label in labels) and bool(labels)
         self._ids: list[int] | None = list(labels) if self._skip_indexing else None
+
+    @property
+    def ids(self) -> list[int] | None:
+        """The label ids, once indexed (or given as ints); None before."""
+        return self._ids
+
+    def set_ids(self, ids: list[int]) -> None:
+        """Ids computed elsewhere for these labels (a preprocessing cache entry)."""
+        if len(ids) != len(self.labels):
+            raise KeelError(f"{len(ids)} ids for {len(self.labels)} labels")
+        self._ids = list(ids)
 
     @property
     def skip_indexing(self) -> bool:
@@ -68,7 +82,7 @@ class SequenceLabelField(Field):
         self._ids = ids
 
     @classmethod
-    def pack(cls, fields: list[Self], vocab: Vocabulary) -> Packed:
+    def pack(cls, fields: list[Self], vocab: Vocabulary) -> SequenceLabelPack:
         cls.index_many(fields, vocab)
         ragged = RaggedIds.from_rows([field._ids for field in fields])
         return SequenceLabelPack(
@@ -86,6 +100,48 @@ class SequenceLabelField(Field):
             )
         padded, _ = pad_1d(rows)
         return torch.from_numpy(padded)
+
+    @classmethod
+    def to_columns(
+        cls, fields: list[Self], pack: Packed | None, context: ColumnContext
+    ) -> FieldColumns:
+        namespace = shared_value(field.label_namespace for field in fields)
+        if namespace is None:
+            raise NotColumnar("sequence label fields of one name mix namespaces")
+        source = next(
+            (name for name, other in context.siblings.items() if other is fields[0].sequence_field),
+            None,
+        )
+        if source is None:
+            raise NotColumnar("the labelled text field is not in the instance")
+        arrays: dict[str, np.ndarray] = {}
+        if isinstance(pack, SequenceLabelPack):
+            arrays["ids"], arrays["lengths"] = pack.ragged.flat, pack.ragged.lengths
+        else:
+            rows = [field._ids if field._ids is not None else [] for field in fields]
+            arrays["ids"] = int_array(chain.from_iterable(rows))
+            arrays["lengths"] = lengths_of(rows)
+        strings = [list(field.labels) for field in fields]
+        return FieldColumns(arrays, strings, {"namespace": namespace, "sequence_field": source})
+
+    @classmethod
+    def from_columns(
+        cls, columns: FieldColumns, context: ColumnContext, *, indexed: bool
+    ) -> tuple[list[Self], Packed | None]:
+        namespace = columns.spec["namespace"]
+        ragged = RaggedIds(columns.arrays["ids"], columns.arrays["lengths"])
+        texts = context.rebuilt[columns.spec["sequence_field"]]
+        fields = [
+            cls(labels, text, namespace)
+            for labels, text in zip(columns.strings, texts, strict=True)
+        ]
+        if indexed:
+            for field, row in zip(fields, ragged.to_rows(), strict=True):
+                if len(row) == len(field.labels):  # an unindexed field was stored with no ids
+                    field.set_ids(row)
+            return fields, None
+        skip_indexing = shared_value(field.skip_indexing for field in fields)
+        return fields, SequenceLabelPack(ragged, namespace, skip_indexing)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -10,8 +10,19 @@ import numpy as np
 import torch
 
 from keel.common.errors import KeelError
+from keel.data.columns import (
+    ColumnContext,
+    FieldColumns,
+    NotColumnar,
+    decode_id_columns,
+    encode_id_columns,
+    encode_rows,
+    int_array,
+    lengths_of,
+    optional_ints,
+)
 from keel.data.fields.field import Field
-from keel.data.packing import Packed
+from keel.data.packing import ColumnarPack, Packed, split_by_lengths
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token
 
@@ -25,6 +36,7 @@ class TextField(Field):
     """Tokens plus ``token_indexers`` (name -> indexer); batches to ``TextFieldTensors``."""
 
     __slots__ = ("tokens", "token_indexers", "_indexed")
+    column_kind = "text"
 
     def __init__(self, tokens: list[Token], token_indexers: dict[str, TokenIndexer]) -> None:
         self.tokens = tokens
@@ -72,6 +84,92 @@ class TextField(Field):
         }
         return TextFieldPack(packs, texts, lengths)
 
+    def set_indexed(self, indexed: dict[str, dict[str, list[Any]]]) -> None:
+        """Ids computed elsewhere for these tokens (a preprocessing cache entry), by indexer
+        name and output key; the indexer names must be this field's."""
+        if sorted(indexed) != sorted(self.token_indexers):
+            raise KeelError(
+                f"ids for indexers {sorted(indexed)}, the field has {sorted(self.token_indexers)}"
+            )
+        self._indexed = indexed
+
+    @classmethod
+    def to_columns(
+        cls, fields: list[Self], pack: Packed | None, context: ColumnContext
+    ) -> FieldColumns:
+        token_lists = [field.tokens for field in fields]
+        tokens = list(chain.from_iterable(token_lists))
+        if any(token.text_id is not None or token.type_id is not None for token in tokens):
+            raise NotColumnar("tokens carry text_id/type_id")
+        arrays = {
+            "lengths": lengths_of(token_lists),
+            "idx": int_array(map(_idx_of, tokens)),
+            "idx_end": int_array(map(_idx_end_of, tokens)),
+        }
+        if isinstance(pack, TextFieldPack) and all(
+            isinstance(indexer_pack, ColumnarPack) for indexer_pack in pack.packs.values()
+        ):
+            layouts = {
+                name: encode_id_columns(pack.packs[name].columns(), arrays, name)
+                for name in sorted(pack.packs)
+            }
+            return FieldColumns(arrays, pack.texts, {"indexers": layouts})
+        indexed = [field.indexed for field in fields]
+        names = sorted(indexed[0])
+        if any(sorted(item) != names for item in indexed):
+            raise NotColumnar("text fields of one name have different indexers")
+        layouts = {
+            name: {
+                key: encode_rows([item[name][key] for item in indexed], arrays, f"{name}/{key}")
+                for key in sorted(indexed[0][name])
+            }
+            for name in names
+        }
+        return FieldColumns(arrays, [token.text for token in tokens], {"indexers": layouts})
+
+    @classmethod
+    def from_columns(
+        cls, columns: FieldColumns, context: ColumnContext, *, indexed: bool
+    ) -> tuple[list[Self], Packed | None]:
+        layouts: dict[str, dict[str, str]] = columns.spec["indexers"]
+        indexers = dict(context.token_indexers)
+        if sorted(layouts) != sorted(indexers):
+            raise NotColumnar(
+                f"stored with indexers {sorted(layouts)}, the reader has {sorted(indexers)}"
+            )
+        arrays, texts = columns.arrays, columns.strings
+        lengths = arrays["lengths"]
+        tokens = list(
+            map(
+                Token,
+                texts,
+                optional_ints(arrays["idx"].tolist()),
+                optional_ints(arrays["idx_end"].tolist()),
+            )
+        )
+        fields = [cls(row, indexers) for row in split_by_lengths(tokens, lengths.tolist())]
+        outputs = {
+            name: decode_id_columns(layout, arrays, name) for name, layout in layouts.items()
+        }
+        if not indexed:
+            packs = {
+                name: indexers[name].pack_from_columns(id_columns, context.count)
+                for name, id_columns in outputs.items()
+            }
+            return fields, TextFieldPack(packs, texts, lengths)
+        rows = {
+            name: {key: column.to_rows() for key, column in id_columns.items()}
+            for name, id_columns in outputs.items()
+        }
+        for position, field in enumerate(fields):
+            field.set_indexed(
+                {
+                    name: {key: by_key[key][position] for key in by_key}
+                    for name, by_key in rows.items()
+                }
+            )
+        return fields, None
+
     @property
     def indexed(self) -> dict[str, dict[str, list[Any]]]:
         if self._indexed is None:
@@ -106,6 +204,8 @@ class TextField(Field):
 
 
 _text = attrgetter("text")
+_idx_of = attrgetter("idx")
+_idx_end_of = attrgetter("idx_end")
 
 
 class TextFieldPack:

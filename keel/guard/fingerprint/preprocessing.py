@@ -21,7 +21,7 @@ from keel.data.fields.label_field import LabelField, LabelPack
 from keel.data.fields.metadata_field import MetadataField, MetadataPack
 from keel.data.fields.sequence_label_field import SequenceLabelField, SequenceLabelPack
 from keel.data.fields.text_field import TextField, TextFieldPack
-from keel.data.packing import ArrayPack, NestedIds, RaggedIds, split_by_lengths
+from keel.data.packing import ArrayPack, ColumnarPack, NestedIds, RaggedIds, split_by_lengths
 from keel.data.token_indexers.token_indexer import IndexedRowsPack
 from keel.data.util import gc_paused
 from keel.guard.fingerprint.canonical import (
@@ -131,12 +131,6 @@ class _Streams:
         return digest.hexdigest()
 
 
-_KINDS = {
-    TextField: "text",
-    LabelField: "label",
-    SequenceLabelField: "sequence_label",
-    MetadataField: "metadata",
-}
 _fields_of = attrgetter("fields")
 _text_of = attrgetter("text")
 _labels_of = attrgetter("labels")
@@ -150,12 +144,14 @@ _CHUNK = 4096
 Layout = tuple[str, ...]
 
 
-def _text_layout(indexers: Mapping[str, Any], vocab: Vocabulary) -> tuple[str, ...]:
+_HASHED_KINDS = ("text", "label", "sequence_label", "metadata")
+
+
+def _text_layout(indexers: Mapping[str, TokenIndexer], vocab: Vocabulary) -> tuple[str, ...]:
     """Per indexer (sorted by name): its name, and "1" when its ids determine token texts."""
     entries: list[str] = []
     for name in sorted(indexers):
-        determines = getattr(indexers[name], "ids_determine_text", None)
-        entries += (name, "1" if callable(determines) and determines(vocab) else "0")
+        entries += (name, "1" if indexers[name].ids_determine_text(vocab) else "0")
     return tuple(entries)
 
 
@@ -165,7 +161,9 @@ def _column_layout(name: str, column: list[Any], vocab: Vocabulary) -> tuple[str
     if len(kinds) != 1:
         return None
     kind = kinds.pop()
-    label = _KINDS.get(kind)
+    # Each field type declares its kind (keel.data.columns); the hashing of each kind is
+    # this module's, and frozen by the fingerprint format.
+    label = kind.column_kind if kind.column_kind in _HASHED_KINDS else None
     extras: tuple[str, ...]
     if label == "text":
         distinct = {id(item): item for item in map(attrgetter("token_indexers"), column)}
@@ -441,8 +439,8 @@ class _PreprocessingHasher:
         self._histogram(name, lengths)
         flats: dict[str, np.ndarray] = {}
         for indexer in sorted(outputs):
-            vocabulary_keys = getattr(indexers[indexer], "vocabulary_keys", ())
-            namespace = getattr(indexers[indexer], "namespace", None)
+            vocabulary_keys = indexers[indexer].vocabulary_keys
+            namespace = indexers[indexer].namespace
             for key in sorted(outputs[indexer]):
                 flat = self._ids((name, "text", indexer, key), outputs[indexer][key])
                 if namespace is not None and key in vocabulary_keys:
@@ -516,9 +514,9 @@ class _PreprocessingHasher:
         self._labels(name, "label", column, lambda: list(map(_label_of, column)), pack.values)
 
     def _sequence_column(self, name: str, column: list[SequenceLabelField], pack: Any) -> None:
-        ragged = getattr(pack, "ragged", None)
-        if not isinstance(ragged, RaggedIds):
-            ragged = SequenceLabelField.pack(column, self.vocab).ragged
+        if not isinstance(pack, SequenceLabelPack):
+            pack = SequenceLabelField.pack(column, self.vocab)
+        ragged = pack.ragged
         self.streams.ints((name, "sequence_label", "lengths"), ragged.lengths)
 
         def labels() -> list[str]:
@@ -641,9 +639,8 @@ def _indexer_columns(
     pack: Any, indexer: TokenIndexer, fields: list[TextField], vocab: Vocabulary
 ) -> dict[str, Any]:
     """One indexer's outputs for a column: key -> RaggedIds or per-field rows."""
-    columns = getattr(pack, "columns", None)
-    if callable(columns):
-        return columns()
+    if isinstance(pack, ColumnarPack):
+        return dict(pack.columns())
     # A custom indexer whose pack does not expose its columns: index again, field by field.
     rows = indexer.batch_tokens_to_indices([field.tokens for field in fields], vocab)
     return IndexedRowsPack(rows, indexer.batch_tensors).columns()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar
 
 import torch
@@ -59,7 +60,8 @@ class PytorchSeq2SeqWrapper(Seq2SeqEncoder):
 class _RnnSeq2SeqEncoder(PytorchSeq2SeqWrapper):
     """A batch-first torch RNN built from AllenNLP's keys; subclasses name the RNN class."""
 
-    _rnn_class: ClassVar[type[torch.nn.RNNBase]]
+    # LSTM, GRU or RNN: their constructors take the keys below (RNNBase's also takes a mode).
+    _rnn_class: ClassVar[Callable[..., torch.nn.RNNBase]]
 
     def __init__(
         self,

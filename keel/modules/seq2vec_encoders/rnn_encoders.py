@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar
 
 import torch
@@ -18,7 +19,8 @@ class _RecurrentSeq2VecEncoder(Seq2VecEncoder):
     would alone; an all-padding sequence encodes as zeros.
     """
 
-    _rnn_class: ClassVar[type[torch.nn.RNNBase]]
+    # LSTM, GRU or RNN: their constructors take the keys below (RNNBase's also takes a mode).
+    _rnn_class: ClassVar[Callable[..., torch.nn.RNNBase]]
 
     def __init__(
         self,
