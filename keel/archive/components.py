@@ -24,7 +24,7 @@ from keel.common.registry import Registrable, registered_base
 
 @lru_cache(maxsize=1)
 def _module_distributions() -> dict[str, list[str]]:
-    return metadata.packages_distributions()
+    return dict(metadata.packages_distributions())
 
 
 def distribution_of(module_name: str) -> str:

@@ -223,8 +223,8 @@ def validate_command(
         from keel.common.file_utils import atomic_write_text
         from keel.guard.results import Report
 
-        verdict = Report("data validate", str(data), [report.to_check()])
-        atomic_write_text(junit, verdict.to_junit_xml())
+        junit_report = Report("data validate", str(data), [report.to_check()])
+        atomic_write_text(junit, junit_report.to_junit_xml())
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

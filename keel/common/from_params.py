@@ -14,7 +14,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, cast
 
 from keel.common import errors
 from keel.common.constraints import ExistingFile, Supplied, constraints_of, is_supplied
@@ -460,7 +460,7 @@ class _Walker:
         self._wrong_type(annotation, value, path)
         return value
 
-    def _walk_registrable(self, annotation: type, value: Any, path: str) -> Any:
+    def _walk_registrable(self, annotation: type[Registrable], value: Any, path: str) -> Any:
         if isinstance(value, str):
             value = {"type": value}
         if not isinstance(value, Mapping):
@@ -614,18 +614,18 @@ def _depth(issues: list[ConfigIssue]) -> int:
     return max((len(issue.path) for issue in issues), default=0)
 
 
-def _registry_base(cls: type) -> type | None:
+def _registry_base(cls: type) -> type[Registrable] | None:
     """The class whose registry holds ``cls``'s name: itself or its nearest registering ancestor."""
     for klass in cls.__mro__:
         if klass in Registrable._registry and klass is not Registrable:
-            return klass
+            return cast(type[Registrable], klass)
     return None
 
 
 def _is_constructible(cls: type) -> bool:
     if dataclasses.is_dataclass(cls):
         return True
-    init = cls.__init__
+    init = vars(cls).get("__init__") or getattr(cls, "__init__")  # noqa: B009
     if init is object.__init__:
         return False
     try:

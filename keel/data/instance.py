@@ -61,7 +61,7 @@ def index_instances(instances: Iterable[Instance], vocab: Vocabulary) -> None:
     if not pending:
         return
     with gc_paused():
-        groups: dict[tuple[str, type], list[Field]] = {}
+        groups: dict[tuple[str, type[Field]], list[Field]] = {}
         for instance in pending:
             for name, field in instance.fields.items():
                 key = (name, type(field))

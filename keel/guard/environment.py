@@ -349,7 +349,8 @@ def _gpu_section(probes: GpuProbes | None) -> dict[str, Any]:
         torch_answer = probes.torch()  # /proc has no compute capability; torch knows it
     torch_devices = torch_answer.devices if torch_answer else ()
     if driver and driver_devices:
-        devices, source = _merge_devices(driver_devices, torch_devices), driver.source
+        devices = _merge_devices(driver_devices, torch_devices)
+        source: str | None = driver.source
     else:
         devices, source = torch_devices, ("torch" if torch_devices else None)
     cuda_driver = driver.cuda_driver_version if driver else None

@@ -11,6 +11,9 @@ from keel.metrics.metric import Metric
 class Average(Metric):
     """Call with a scalar (float or 0-d tensor) per batch; reports ``{"average": mean}``."""
 
+    _total: torch.Tensor | float
+    _count: int
+
     def __init__(self) -> None:
         self.reset()
 
@@ -29,5 +32,5 @@ class Average(Metric):
         return {"average": average}
 
     def reset(self) -> None:
-        self._total: torch.Tensor | float = 0.0
+        self._total = 0.0
         self._count = 0

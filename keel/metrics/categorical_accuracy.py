@@ -16,6 +16,9 @@ class CategoricalAccuracy(Metric):
     Reports ``{"accuracy": correct / counted}`` (0.0 before anything was counted).
     """
 
+    _correct: torch.Tensor | int
+    _total: torch.Tensor | int
+
     def __init__(self, top_k: int = 1) -> None:
         if top_k < 1:
             raise ModelError(f"top_k must be at least 1, got {top_k}", code=errors.SHAPE_MISMATCH)
@@ -28,8 +31,8 @@ class CategoricalAccuracy(Metric):
         gold_labels: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> None:
-        predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
-        assert predictions is not None
+        predictions = predictions.detach()
+        gold_labels, mask = self.detach_tensors(gold_labels, mask)
         gold_labels = self.require_gold_shape(
             "categorical_accuracy",
             predictions,
@@ -60,5 +63,5 @@ class CategoricalAccuracy(Metric):
         return {"accuracy": accuracy}
 
     def reset(self) -> None:
-        self._correct: torch.Tensor | int = 0
-        self._total: torch.Tensor | int = 0
+        self._correct = 0
+        self._total = 0

@@ -21,6 +21,11 @@ class FBetaMeasure(Metric):
     whose denominator is 0 is reported as 0.0.
     """
 
+    _num_classes: int | None
+    _true_positives: torch.Tensor | int
+    _predicted: torch.Tensor | int
+    _gold: torch.Tensor | int
+
     def __init__(
         self,
         beta: float = 1.0,
@@ -41,8 +46,8 @@ class FBetaMeasure(Metric):
         gold_labels: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> None:
-        predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
-        assert predictions is not None
+        predictions = predictions.detach()
+        gold_labels, mask = self.detach_tensors(gold_labels, mask)
         gold_labels = self.require_gold_shape(
             "fbeta",
             predictions,
@@ -116,10 +121,10 @@ class FBetaMeasure(Metric):
         return metrics
 
     def reset(self) -> None:
-        self._num_classes: int | None = None
-        self._true_positives: torch.Tensor | int = 0
-        self._predicted: torch.Tensor | int = 0
-        self._gold: torch.Tensor | int = 0
+        self._num_classes = None
+        self._true_positives = 0
+        self._predicted = 0
+        self._gold = 0
 
 
 def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,8 @@ class ConditionalRandomField(torch.nn.Module):
     infinite loss.
     """
 
+    _constraint_mask: torch.Tensor  # a buffer: (num_tags + 2, num_tags + 2) allowed transitions
+
     def __init__(
         self,
         num_tags: int,

@@ -175,7 +175,8 @@ def prepare_data(
     hits: dict[str, bool] = {}
     for role in paths:
         key = instances_key(hashes[role], sections[role], vocab)
-        cached = cache.load_packed(key, readers[role].token_indexers) if cache else None
+        indexers = getattr(readers[role], "token_indexers", {})  # a reader without text: {}
+        cached = cache.load_packed(key, indexers) if cache else None
         hits[role] = cached is not None
         if cached is not None:  # neither tokenized nor indexed again
             instances[role], packed[role] = cached

@@ -30,7 +30,7 @@ class SentenceTaggerPredictor(Predictor):
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
 
         tags = output["tags"]
-        words = output.get("words") or (output.get("metadata") or {}).get("words")
+        words: list[str] = output.get("words") or (output.get("metadata") or {}).get("words") or []
         result: dict[str, Any] = {"words": words, "tags": tags}
         try:
             spans = tags_to_spans(tags)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from keel.guard.results import Report
@@ -23,7 +24,7 @@ def ensure_model_can_train_save_and_load(
     training result and the report for further checks.
     """
     result = train_model(
-        config, serialization_dir, quiet=True, include_packages=include_packages, force=True
+        config, Path(serialization_dir), quiet=True, include_packages=include_packages, force=True
     )
     report = verify_archive(result.archive_path, include_packages=include_packages)
     if not report.ok:

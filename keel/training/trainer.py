@@ -261,7 +261,7 @@ class GradientDescentTrainer(Trainer):
                     self.serialization_dir / EPOCH_METRICS_FILE.format(epoch=epoch), metrics
                 )
                 self._save_checkpoint(epoch, duration)
-                if is_best:
+                if is_best and self.best_weights is not None:
                     # After the checkpoint, so that a crash in between is repaired on recovery.
                     save_weights(self.best_weights, self.serialization_dir / BEST_WEIGHTS_FILE)
             if self.tracker.should_stop_early():
@@ -295,6 +295,7 @@ class GradientDescentTrainer(Trainer):
                 if position == 0 and num_batches is not None:
                     group_size = min(accumulation, num_batches - index)
                 loss = self._forward_loss(batch, training=True)
+                assert loss is not None  # _forward_loss raises for a training batch without one
                 losses.add(loss)
                 if group_size > 1:
                     loss = loss / group_size
@@ -319,7 +320,7 @@ class GradientDescentTrainer(Trainer):
             advance(losses.count, metrics["loss"], metrics)
         return metrics
 
-    def _forward_loss(self, batch: dict[str, Any], training: bool) -> torch.Tensor:
+    def _forward_loss(self, batch: dict[str, Any], training: bool) -> torch.Tensor | None:
         if self.device.type != "cpu":
             batch = _move_to_device(batch, self.device)
         with self._autocast():

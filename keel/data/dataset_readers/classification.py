@@ -15,6 +15,7 @@ from keel.data.dataset_readers.dataset_reader import (
     default_token_indexers,
     existing_file,
 )
+from keel.data.fields.field import Field
 from keel.data.fields.label_field import LabelField
 from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
@@ -65,7 +66,7 @@ class ClassificationReader(DatasetReader):
         """``(text, label)`` per good line; a bad line goes to ``on_error``, or raises without."""
         raise NotImplementedError
 
-    def text_to_instance(self, text: str, label: str | int | None = None) -> Instance:  # type: ignore[override]
+    def text_to_instance(self, text: str, label: str | int | None = None) -> Instance:
         """An instance with ``tokens`` and, when ``label`` is given, ``label``."""
         return self._make_instance(self.tokenizer.tokenize(text), label)
 
@@ -80,7 +81,7 @@ class ClassificationReader(DatasetReader):
     def _make_instance(self, tokens: list[Token], label: str | int | None) -> Instance:
         if self.max_sequence_length is not None:
             tokens = tokens[: self.max_sequence_length]
-        fields = {"tokens": TextField(tokens, self.token_indexers)}
+        fields: dict[str, Field] = {"tokens": TextField(tokens, self.token_indexers)}
         if label is not None:
             fields["label"] = LabelField(label, skip_indexing=self.skip_label_indexing)
         return Instance(fields)

@@ -23,7 +23,7 @@ from keel.data.fields.sequence_label_field import SequenceLabelField
 from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
 from keel.data.token_indexers.token_indexer import TokenIndexer
-from keel.data.tokenizers.token import TokenCache
+from keel.data.tokenizers.token import Token, TokenCache
 
 OnError = Callable[[DataError], None] | None
 
@@ -72,11 +72,9 @@ class TaggingReader(DatasetReader):
         for sentence in sentences:
             yield {"tokens": sentence.words, "tags": sentence.tags}
 
-    def text_to_instance(  # type: ignore[override]
-        self, tokens: list[str], tags: list[str] | None = None
-    ) -> Instance:
+    def text_to_instance(self, tokens: list[str], tags: list[str] | None = None) -> Instance:
         """An instance of ``tokens`` (words) and, when given, one tag per word."""
-        shared = list(map(self._tokens.__getitem__, tokens))
+        shared: list[Token] = list(map(self._tokens.__getitem__, tokens))
         text_field = TextField(shared, self.token_indexers)
         fields: dict[str, Field] = {
             "tokens": text_field,

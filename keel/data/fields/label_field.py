@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, cast
 
 import numpy as np
 import torch
@@ -46,11 +46,12 @@ class LabelField(Field):
     def count_vocab_items(self, counter: dict[str, dict[str, int]]) -> None:
         if not self.skip_indexing:
             counts = counter.setdefault(self.label_namespace, {})
-            counts[self.label] = counts.get(self.label, 0) + 1
+            label = cast(str, self.label)  # an int label is skip_indexing
+            counts[label] = counts.get(label, 0) + 1
 
     def index(self, vocab: Vocabulary) -> None:
         if not self.skip_indexing:
-            self.label_id = vocab.get_token_index(self.label, self.label_namespace)
+            self.label_id = vocab.get_token_index(cast(str, self.label), self.label_namespace)
 
     @classmethod
     def index_many(cls, fields: list[Self], vocab: Vocabulary) -> None:
@@ -61,11 +62,11 @@ class LabelField(Field):
         for namespace, group in by_namespace.items():
             get = vocab.get_token_to_index_vocabulary(namespace).get
             for field in group:
-                label_id = get(field.label)
+                label_id = get(cast(str, field.label))
                 field.label_id = (
                     label_id
                     if label_id is not None
-                    else vocab.get_token_index(field.label, namespace)
+                    else vocab.get_token_index(cast(str, field.label), namespace)
                 )
 
     @classmethod
@@ -77,7 +78,7 @@ class LabelField(Field):
             ids = [field.label_id for field in fields]
         else:
             get = vocab.get_token_to_index_vocabulary(namespace).get
-            ids = [get(field.label) for field in fields]
+            ids = [get(cast(str, field.label)) for field in fields]
             if None in ids:
                 # Raises for a namespace without OOV; a padded one maps the label to OOV.
                 cls.index_many(fields, vocab)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import chain
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, cast
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class SequenceLabelField(Field):
         self.sequence_field = sequence_field
         self.label_namespace = label_namespace
         self._skip_indexing = all(isinstance(label, int) for label in labels) and bool(labels)
-        self._ids: list[int] | None = list(labels) if self._skip_indexing else None
+        self._ids: list[int] | None = list(cast(list[int], labels)) if self._skip_indexing else None
 
     @property
     def ids(self) -> list[int] | None:
@@ -66,25 +66,25 @@ class SequenceLabelField(Field):
         if not self._skip_indexing:
             counts = counter.setdefault(self.label_namespace, {})
             get = counts.get
-            for label in self.labels:
+            for label in cast(list[str], self.labels):
                 counts[label] = get(label, 0) + 1
 
     def index(self, vocab: Vocabulary) -> None:
         if self._skip_indexing:
             return
         mapping = vocab.get_token_to_index_vocabulary(self.label_namespace)
-        ids = [mapping.get(label) for label in self.labels]
-        if None in ids:
-            if vocab.is_padded(self.label_namespace):
-                ids = [1 if i is None else i for i in ids]
-            else:
-                raise vocab.unseen_token_error(self.labels[ids.index(None)], self.label_namespace)
-        self._ids = ids
+        labels = cast(list[str], self.labels)
+        found = [mapping.get(label) for label in labels]
+        if None in found:
+            if not vocab.is_padded(self.label_namespace):
+                raise vocab.unseen_token_error(labels[found.index(None)], self.label_namespace)
+            found = [1 if i is None else i for i in found]
+        self._ids = cast(list[int], found)
 
     @classmethod
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> SequenceLabelPack:
         cls.index_many(fields, vocab)
-        ragged = RaggedIds.from_rows([field._ids for field in fields])
+        ragged = RaggedIds.from_rows([field._ids or [] for field in fields])
         return SequenceLabelPack(
             ragged,
             shared_value(field.label_namespace for field in fields),
@@ -98,7 +98,7 @@ class SequenceLabelField(Field):
             raise KeelError(
                 "SequenceLabelField is not indexed yet: call index(vocab) before batching"
             )
-        padded, _ = pad_1d(rows)
+        padded, _ = pad_1d(cast(list[list[int]], rows))
         return torch.from_numpy(padded)
 
     @classmethod
@@ -147,7 +147,7 @@ class SequenceLabelField(Field):
         return len(self.labels)
 
     def human_readable_repr(self) -> list[str] | list[int]:
-        return list(self.labels)
+        return cast(list[str] | list[int], list(self.labels))
 
     def __repr__(self) -> str:
         return f"SequenceLabelField({len(self.labels)} labels, namespace={self.label_namespace!r})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import chain
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import torch
@@ -106,12 +106,17 @@ class TextField(Field):
             "idx": int_array(map(_idx_of, tokens)),
             "idx_end": int_array(map(_idx_end_of, tokens)),
         }
+        columnar = (
+            {name: pack.packs[name] for name in sorted(pack.packs)}
+            if isinstance(pack, TextFieldPack)
+            else {}
+        )
         if isinstance(pack, TextFieldPack) and all(
-            isinstance(indexer_pack, ColumnarPack) for indexer_pack in pack.packs.values()
+            isinstance(indexer_pack, ColumnarPack) for indexer_pack in columnar.values()
         ):
             layouts = {
-                name: encode_id_columns(pack.packs[name].columns(), arrays, name)
-                for name in sorted(pack.packs)
+                name: encode_id_columns(cast(ColumnarPack, indexer_pack).columns(), arrays, name)
+                for name, indexer_pack in columnar.items()
             }
             return FieldColumns(arrays, pack.texts, {"indexers": layouts})
         indexed = [field.indexed for field in fields]

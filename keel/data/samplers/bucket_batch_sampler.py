@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Sequence, Sized
+from typing import Annotated, cast
 
 import numpy as np
 import torch
@@ -76,7 +76,9 @@ class BucketBatchSampler(BatchSampler):
         lengths = np.empty((len(instances), len(keys)), dtype=np.float64)
         for column, key in enumerate(keys):
             try:
-                lengths[:, column] = [len(instance.fields[key]) for instance in instances]
+                lengths[:, column] = [
+                    len(cast(Sized, instance.fields[key])) for instance in instances
+                ]
             except KeyError:
                 raise ConfigurationError(
                     [ConfigIssue(errors.BAD_VALUE, "sorting_keys", f"no field {key!r}", found=key)]

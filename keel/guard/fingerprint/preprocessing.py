@@ -111,7 +111,7 @@ class _Streams:
     def __init__(self) -> None:
         self._hashes: dict[tuple[str, ...], Any] = {}
 
-    def bytes(self, name: tuple[str, ...], data: Any) -> None:
+    def add(self, name: tuple[str, ...], data: Any) -> None:
         stream = self._hashes.get(name)
         if stream is None:
             stream = self._hashes[name] = hashlib.sha256()
@@ -119,10 +119,10 @@ class _Streams:
 
     def ints(self, name: tuple[str, ...], values: Any) -> None:
         """int64, little-endian."""
-        self.bytes(name, np.ascontiguousarray(values, dtype="<i8").data)
+        self.add(name, np.ascontiguousarray(values, dtype="<i8").data)
 
     def strings(self, name: tuple[str, ...], texts: list[str]) -> None:
-        self.bytes(name, nul_terminated(texts))
+        self.add(name, nul_terminated(texts))
 
     def digest(self, header: bytes) -> str:
         digest = hashlib.sha256(header + u32(len(self._hashes)))
@@ -163,7 +163,8 @@ def _column_layout(name: str, column: list[Any], vocab: Vocabulary) -> tuple[str
     kind = kinds.pop()
     # Each field type declares its kind (keel.data.columns); the hashing of each kind is
     # this module's, and frozen by the fingerprint format.
-    label = kind.column_kind if kind.column_kind in _HASHED_KINDS else None
+    declared = getattr(kind, "column_kind", None)  # a Field subclass declares it
+    label = declared if declared in _HASHED_KINDS else None
     extras: tuple[str, ...]
     if label == "text":
         distinct = {id(item): item for item in map(attrgetter("token_indexers"), column)}
@@ -286,7 +287,7 @@ class _PreprocessingHasher:
         self._used: dict[str, np.ndarray] = {}
         #: this run's text columns: (every token's text, tokens per field)
         self._texts: dict[str, tuple[list[str], np.ndarray]] = {}
-        self._columns = {
+        self._columns: dict[str, Callable[[str, list[Any], Any], None]] = {
             "label": self._label_column,
             "sequence_label": self._sequence_column,
             "metadata": self._metadata_column,
@@ -344,9 +345,9 @@ class _PreprocessingHasher:
         }
         # Text columns first: metadata lists equal to a text field's tokens refer to them.
         self._texts = {}
-        for name, kind, extras in entries:
+        for name, kind, text_extras in entries:
             if kind == "text":
-                packs[name] = self._text_column(name, columns[name], packs[name], extras)
+                packs[name] = self._text_column(name, columns[name], packs[name], text_extras)
         for name, kind, _ in entries:
             if kind != "text":
                 self._columns[kind](name, columns[name], packs[name])
@@ -533,7 +534,7 @@ class _PreprocessingHasher:
             texts, lengths = self._texts[min(self._texts)]
             reference = _Tokens(texts, lengths)
         if isinstance(pack, MetadataPack):
-            items = pack.items
+            items = list(pack.items)
         else:
             items = list(map(attrgetter("metadata"), column))
         self._metadata((name, "metadata"), items, reference)
@@ -559,7 +560,7 @@ class _PreprocessingHasher:
         if columns is not None:
             count = len(metadata)
             self.streams.ints((*stream, "shape"), np.tile(np.array([0, len(keys)]), count))
-            self.streams.bytes((*stream, "keys"), nul_terminated(keys) * count)
+            self.streams.add((*stream, "keys"), nul_terminated(keys) * count)
             for key, values in zip(keys, columns, strict=True):
                 self._metadata_values((*stream, "key", key), values, tokens)
         elif len(metadata) > 1:
@@ -591,7 +592,7 @@ class _PreprocessingHasher:
             else:
                 self.streams.ints((*stream, "same"), np.array(same, dtype=np.int64))
                 self.streams.ints((*stream, "lengths"), lengths)
-                self.streams.bytes((*stream, "items"), data)
+                self.streams.add((*stream, "items"), data)
                 return
         if count > 1:
             for index, value in enumerate(values):

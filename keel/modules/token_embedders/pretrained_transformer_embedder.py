@@ -84,6 +84,8 @@ class PretrainedTransformerEmbedder(TokenEmbedder):
     and type ids that transformers versions add or drop), so archives load across versions.
     """
 
+    transformer_model: Any  # a transformers PreTrainedModel (the extra may be absent)
+
     def __init__(
         self,
         model_name: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from keel.common.registry import Registrable
@@ -14,7 +16,7 @@ class TokenEmbedder(torch.nn.Module, Registrable):
     them (``tokens`` for ``single_id``, ``token_characters`` for ``characters``).
     """
 
-    default_implementation = "embedding"
+    default_implementation: ClassVar[str | None] = "embedding"
 
     def get_output_dim(self) -> int:
         """The size D of each token's vector."""
