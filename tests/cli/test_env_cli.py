@@ -163,3 +163,55 @@ def test_env_cli_export_and_diff_read_an_archive(tmp_path, env):
     same = runner.invoke(app, ["diff", str(archive), str(archive), "--json"])
     assert same.exit_code == 0
     assert json.loads(same.stdout)["differences"] == []
+
+
+def _archive_with(tmp_path, env, components):
+    import io
+    import tarfile
+
+    manifest = json.dumps(
+        {"format_version": 2, "environment": env, "components": components}
+    ).encode()
+    archive = tmp_path / f"model-{len(components)}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    return archive
+
+
+WHITESPACE_MODEL = [
+    {
+        "base": "keel.data.tokenizers.tokenizer.Tokenizer",
+        "name": "whitespace",
+        "module": "keel.data.tokenizers.whitespace_tokenizer",
+        "class": "WhitespaceTokenizer",
+        "distribution": "keel==0.1.0",
+        "paths": ["dataset_reader.tokenizer"],
+    }
+]
+
+
+def test_env_cli_diff_of_an_archive_judges_by_its_components_as_verify_does(tmp_path, env):
+    """Regression: a tokenizers upgrade was 'breaking' for a whitespace-tokenized model in
+    ``env diff ARCHIVE current`` while verify, which reads the archive's components, passed."""
+    from keel.archive.archive import read_manifest
+
+    trained = copy.deepcopy(env)
+    trained["distributions"]["tokenizers"] = "0.19.1"
+    archive = _archive_with(tmp_path, trained, WHITESPACE_MODEL)
+    assert read_manifest(archive).required_distributions() == ["keel"]
+    now = tmp_path / "now.json"
+    now.write_text(json.dumps(env))
+    result = runner.invoke(app, ["diff", str(archive), str(now), "--json", "--fail-on", "risky"])
+    assert result.exit_code == 0, result.stdout
+    [difference] = [
+        d
+        for d in json.loads(result.stdout)["differences"]
+        if d["key"] == "distributions.tokenizers"
+    ]
+    assert difference["severity"] == "info"
+    # The same two environments as plain documents: every tokenization library counts.
+    plain = tmp_path / "trained.json"
+    plain.write_text(json.dumps(trained))
+    assert runner.invoke(app, ["diff", str(plain), str(now)]).exit_code == 1
