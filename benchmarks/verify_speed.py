@@ -28,7 +28,7 @@ def main() -> None:
         started = time.perf_counter()
         report = verify_archive(args.archive)
         in_process.append(time.perf_counter() - started)
-        steps = {step.name: step.seconds for step in report.steps}
+        steps = {check.name: check.seconds for check in report.checks}
         if not report.ok:
             sys.exit(f"verify failed: {report.failed}")
     command = []
