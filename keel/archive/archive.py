@@ -9,19 +9,29 @@ Layout (format version 2; ``keel/archive/manifest.py`` has the history)::
     ...                     later sections (golden predictions, tokenizer files) add members
 
 Opening an archive refuses anything but regular files and directories, any member whose path
-would land outside the target folder, archives over the size or member-count limits, and
-members whose hash differs from the manifest.
+would land outside the target folder or that appears twice, archives over the size, ratio or
+member-count limits, a gzip stream whose checksum does not match, and members whose hash differs
+from the manifest.
+
+Every reader starts from a snapshot (``archive_snapshot``): the archive's bytes read once into a
+private folder, hashed as they are copied. The signature check, the manifest and the extraction
+all read that copy, so an archive swapped on disk between the check and the extraction is never
+seen. Temporary folders are removed on success, on error and (through the CLI's signal
+handlers) on SIGTERM and SIGINT.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -35,7 +45,14 @@ from keel.common.filenames import (
 from keel.common.hashing import sha256_file
 
 MAX_MEMBERS = 20_000
-MAX_TOTAL_BYTES = 16 * 1024**3
+# Sized for NLP models: a large transformer's float32 weights are a few GiB.
+MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_ARCHIVE_BYTES = 8 * 1024**3
+# Model weights barely compress (float32 noise: about 1.1x), vocabularies and configs compress
+# 3-10x; a bomb compresses 1000x. The ratio applies above the floor, so small archives of text
+# are never refused for compressing well.
+MAX_RATIO = 50.0
+RATIO_FLOOR_BYTES = 64 * 1024**2
 MAX_MANIFEST_BYTES = 64 * 1024**2
 # No tar header needs more; member data is read in chunks of _CHUNK.
 MAX_SINGLE_READ = 64 * 1024**2
@@ -44,10 +61,75 @@ _CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Guards against decompression bombs and absurd archives."""
+    """Guards against decompression bombs and absurd archives.
+
+    An archive may unpack to at most ``max_total_bytes`` and at most ``max_ratio`` times its
+    own size (or ``ratio_floor_bytes``, whichever is larger), in at most ``max_members``
+    members; the archive file itself may be at most ``max_archive_bytes``.
+    """
 
     max_members: int = MAX_MEMBERS
     max_total_bytes: int = MAX_TOTAL_BYTES
+    max_ratio: float = MAX_RATIO
+    ratio_floor_bytes: int = RATIO_FLOOR_BYTES
+    max_archive_bytes: int = MAX_ARCHIVE_BYTES
+
+    def unpacked_budget(self, archive_bytes: int) -> int:
+        """How many bytes an archive of ``archive_bytes`` may unpack to."""
+        by_ratio = max(self.ratio_floor_bytes, int(self.max_ratio * archive_bytes))
+        return min(self.max_total_bytes, by_ratio)
+
+
+@dataclass(frozen=True)
+class ArchiveSnapshot:
+    """An archive's bytes as read once: a private copy and its sha256 (see the module doc)."""
+
+    source: Path
+    path: Path
+    sha256: str
+    size: int
+
+
+@contextlib.contextmanager
+def archive_snapshot(
+    archive_path: str | os.PathLike[str] | ArchiveSnapshot, limits: ArchiveLimits | None = None
+) -> Iterator[ArchiveSnapshot]:
+    """A private copy of ``archive_path``, read and hashed in one pass; removed on exit.
+
+    Given a snapshot already, yields it unchanged (callers may pass either)."""
+    if isinstance(archive_path, ArchiveSnapshot):
+        yield archive_path
+        return
+    limits = limits or ArchiveLimits()
+    source = Path(archive_path)
+    with tempfile.TemporaryDirectory(prefix="keel-archive-") as directory:
+        copy = Path(directory) / "archive.tar.gz"
+        try:
+            handle = open(source, "rb")  # noqa: SIM115 - closed below, after the fstat
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ArchiveError(
+                f"{source}: no such archive", code=errors.ARCHIVE_NOT_FOUND
+            ) from None
+        except OSError as error:
+            raise ArchiveError(
+                f"{source}: cannot read the archive ({error})", code=errors.ARCHIVE_NOT_FOUND
+            ) from error
+        digest = hashlib.sha256()
+        size = 0
+        with handle, open(copy, "wb") as out:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ArchiveError(f"{source}: not a regular file", code=errors.ARCHIVE_NOT_FOUND)
+            while chunk := handle.read(_CHUNK):
+                size += len(chunk)
+                if size > limits.max_archive_bytes:
+                    raise ArchiveError(
+                        f"{source}: larger than {limits.max_archive_bytes} bytes; refusing it "
+                        "(raise ArchiveLimits.max_archive_bytes for a larger model)",
+                        code=errors.ARCHIVE_TOO_LARGE,
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+        yield ArchiveSnapshot(source, copy, digest.hexdigest(), size)
 
 
 def describe_files(root: Path) -> dict[str, FileEntry]:
@@ -146,14 +228,22 @@ class _BoundedStream:
     def tell(self) -> int:
         return self._raw.tell()
 
+    def drain(self) -> None:
+        """Read the gzip stream to its end, so its CRC and length are checked: tarfile stops at
+        the tar end blocks, before the gzip trailer, and a flipped bit would go unnoticed."""
+        while self._raw.read(_CHUNK):
+            if self._raw.tell() > self._budget:
+                raise self._refuse(f"it decompresses to more than {self._budget} bytes")
+
     def close(self) -> None:
         self._raw.close()
 
 
 @contextlib.contextmanager
-def _open_tar(archive_path: Path, limits: ArchiveLimits):
+def _open_tar(archive_path: Path, limits: ArchiveLimits) -> Iterator[tarfile.TarFile]:
+    unpacked = limits.unpacked_budget(archive_path.stat().st_size)
     # Room for headers and block padding on top of the members' declared sizes.
-    budget = limits.max_total_bytes + (limits.max_members + 2) * 2 * tarfile.BLOCKSIZE + _CHUNK
+    budget = unpacked + (limits.max_members + 2) * 2 * tarfile.BLOCKSIZE + _CHUNK
     with gzip.GzipFile(archive_path, "rb") as raw:
         stream = _BoundedStream(raw, budget, archive_path)
         with tarfile.open(fileobj=stream, mode="r:") as tar:  # type: ignore[call-overload]
@@ -168,17 +258,25 @@ def extract_archive(
     target = Path(target)
     if not archive_path.is_file():
         raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
+    unpacked = limits.unpacked_budget(archive_path.stat().st_size)
     try:
         with _open_tar(archive_path, limits) as tar:
             total = 0
-            count = 0
+            seen: set[str] = set()
             for member in tar:
-                count += 1
-                if count > limits.max_members:
+                if len(seen) >= limits.max_members:
                     raise ArchiveError(
                         f"{archive_path}: more than {limits.max_members} members; refusing it",
                         code=errors.ARCHIVE_TOO_LARGE,
                     )
+                name = PurePosixPath(member.name.removeprefix("./")).as_posix()
+                if name in seen:
+                    raise ArchiveError(
+                        f"refusing archive member {member.name!r}: it appears twice (which copy "
+                        "is meant is ambiguous)",
+                        code=errors.ARCHIVE_UNSAFE_MEMBER,
+                    )
+                seen.add(name)
                 destination = _safe_member_path(target, member.name)
                 if member.isdir():
                     destination.mkdir(parents=True, exist_ok=True)
@@ -197,10 +295,12 @@ def extract_archive(
                         code=errors.ARCHIVE_UNSAFE_MEMBER,
                     )
                 total += member.size
-                if total > limits.max_total_bytes:
+                if total > unpacked:
                     raise ArchiveError(
-                        f"{archive_path}: unpacks to more than {limits.max_total_bytes} bytes; "
-                        "refusing it (possible decompression bomb)",
+                        f"{archive_path}: unpacks to more than {unpacked} bytes "
+                        f"({archive_path.stat().st_size} packed; limits: {limits.max_ratio:g}x "
+                        f"its size above {limits.ratio_floor_bytes}, at most "
+                        f"{limits.max_total_bytes}); refusing it (possible decompression bomb)",
                         code=errors.ARCHIVE_TOO_LARGE,
                     )
                 destination.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +308,9 @@ def extract_archive(
                 assert source is not None
                 with source, open(destination, "wb") as out:
                     shutil.copyfileobj(source, out, _CHUNK)
+            stream = tar.fileobj
+            assert isinstance(stream, _BoundedStream)
+            stream.drain()
     except KeelError:
         raise
     except _READ_ERRORS as error:
@@ -305,29 +408,40 @@ def check_integrity(root: Path, manifest: Manifest) -> IntegrityReport:
 
 @contextlib.contextmanager
 def opened_archive(
-    archive_path: str | os.PathLike[str],
+    archive: str | os.PathLike[str] | ArchiveSnapshot,
     *,
     limits: ArchiveLimits | None = None,
     check_hashes: bool = True,
-):
-    """Extract into a private temporary folder, check it, yield (folder, manifest), clean up."""
-    with tempfile.TemporaryDirectory(prefix="keel-archive-") as directory:
+) -> Iterator[tuple[Path, Manifest]]:
+    """Extract into a private temporary folder, check it, yield (folder, manifest), clean up.
+
+    ``archive``: a path (snapshotted here) or a snapshot taken earlier, e.g. by the caller that
+    checked its signature, so that both read the same bytes."""
+    limits = limits or ArchiveLimits()
+    with (
+        archive_snapshot(archive, limits) as snapshot,
+        tempfile.TemporaryDirectory(prefix="keel-archive-") as directory,
+    ):
         root = Path(directory)
-        extract_archive(archive_path, root, limits or ArchiveLimits())
+        shown = snapshot.source
+        try:
+            extract_archive(snapshot.path, root, limits)
+        except ArchiveError as error:
+            raise ArchiveError(
+                error.message.replace(str(snapshot.path), str(shown)), code=error.code
+            ) from error
         manifest_path = root / MANIFEST_NAME
         if not manifest_path.is_file():
             raise ArchiveError(
-                f"{archive_path}: no manifest.json; not a keel archive",
+                f"{shown}: no manifest.json; not a keel archive",
                 code=errors.ARCHIVE_MISSING_MEMBER,
             )
-        manifest = Manifest.from_bytes(
-            manifest_path.read_bytes(), f"{archive_path}: {MANIFEST_NAME}"
-        )
+        manifest = Manifest.from_bytes(manifest_path.read_bytes(), f"{shown}: {MANIFEST_NAME}")
         if check_hashes:
             report = check_integrity(root, manifest)
             if not report.ok:
                 raise ArchiveError(
-                    f"{archive_path}: refusing a tampered or corrupt archive: {report.describe()}",
+                    f"{shown}: refusing a tampered or corrupt archive: {report.describe()}",
                     code=errors.ARCHIVE_HASH_MISMATCH,
                 )
         yield root, manifest

@@ -13,7 +13,13 @@ from typing import Any
 
 import torch
 
-from keel.archive.archive import ArchiveLimits, opened_archive, write_archive
+from keel.archive.archive import (
+    ArchiveLimits,
+    ArchiveSnapshot,
+    archive_snapshot,
+    opened_archive,
+    write_archive,
+)
 from keel.archive.bundled_code import (
     bundled_packages,
     custom_packages,
@@ -174,10 +180,14 @@ def load_archive(
     are checked. A custom component that cannot be found fails before the config is read, with
     the registered name, its module and the fix.
     """
-    if require_signature or trusted_keys:
-        verify_signature(archive_path, trusted_keys)
     import_plugins(include_packages)
-    with opened_archive(archive_path, limits=limits) as (root, manifest):
+    with (
+        archive_snapshot(archive_path, limits) as snapshot,
+        opened_archive(_checked(snapshot, require_signature, trusted_keys), limits=limits) as (
+            root,
+            manifest,
+        ),
+    ):
         if trust_bundled_code:
             load_bundled_code(root, manifest)
         risks = check_archive_components(archive_path, manifest, trust_bundled_code)
@@ -186,7 +196,24 @@ def load_archive(
             raise ArchiveError(
                 f"{archive_path}: no {CONFIG_NAME}", code=errors.ARCHIVE_MISSING_MEMBER
             )
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise ArchiveError(
+                f"{archive_path}: {CONFIG_NAME} is not valid JSON ({type(error).__name__}: "
+                f"{error})",
+                code=errors.ARCHIVE_CORRUPT,
+            ) from error
+        missing = [
+            section
+            for section in ("model", "dataset_reader")
+            if not isinstance(config, dict) or not isinstance(config.get(section), dict)
+        ]
+        if missing:
+            raise ArchiveError(
+                f"{archive_path}: {CONFIG_NAME} has no {' or '.join(missing)} section",
+                code=errors.ARCHIVE_CORRUPT,
+            )
         # Weights come from the archive, so the vectors an embedding started from are not needed.
         buildable = remove_pretrained_files(unpack_resources(config, root))
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
@@ -203,6 +230,15 @@ def load_archive(
     return Archive(
         model, reader, validation_reader, config, vocab, manifest, {"component_risks": risks}
     )
+
+
+def _checked(
+    snapshot: ArchiveSnapshot, require_signature: bool, trusted_keys: Sequence[Any]
+) -> ArchiveSnapshot:
+    """``snapshot``, after its signature checked out when one is asked for."""
+    if require_signature or trusted_keys:
+        verify_signature(snapshot, trusted_keys)
+    return snapshot
 
 
 def check_archive_components(

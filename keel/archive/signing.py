@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keel.archive.archive import read_member_bytes
+from keel.archive.archive import ArchiveSnapshot, archive_snapshot, read_member_bytes
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.common.file_utils import atomic_write_text
@@ -29,7 +29,6 @@ from keel.common.filenames import (
     PUBLIC_KEY_NAME,
     SIGNATURE_SUFFIX,
 )
-from keel.common.hashing import sha256_file
 
 SIGNATURE_FORMAT = 1
 ALGORITHM = "ed25519"
@@ -150,12 +149,10 @@ def trusted_public_keys(
     return [load_public_key(path) for path in paths]
 
 
-def _archive_hashes(archive_path: Path) -> tuple[str, str]:
-
-    if not archive_path.is_file():
-        raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
-    manifest = read_member_bytes(archive_path, MANIFEST_NAME)
-    return sha256_file(archive_path), hashlib.sha256(manifest).hexdigest()
+def _archive_hashes(snapshot: ArchiveSnapshot) -> tuple[str, str]:
+    """The sha256 of the archive's bytes and of its manifest, both from one snapshot."""
+    manifest = read_member_bytes(snapshot.path, MANIFEST_NAME)
+    return snapshot.sha256, hashlib.sha256(manifest).hexdigest()
 
 
 def sign_archive(
@@ -167,7 +164,8 @@ def sign_archive(
 
     archive_path = Path(archive_path)
     private_key = load_private_key(private_key_path)
-    archive_sha, manifest_sha = _archive_hashes(archive_path)
+    with archive_snapshot(archive_path) as snapshot:
+        archive_sha, manifest_sha = _archive_hashes(snapshot)
     digest = signed_digest(archive_sha, manifest_sha)
     document = {
         "format": SIGNATURE_FORMAT,
@@ -218,17 +216,21 @@ def _read_signature(path: Path) -> dict[str, Any]:
 
 
 def verify_signature(
-    archive_path: str | os.PathLike[str],
+    archive: str | os.PathLike[str] | ArchiveSnapshot,
     trusted_keys: Sequence[Any],
     signature: str | os.PathLike[str] | None = None,
 ) -> SignatureCheck:
-    """Check the archive against its detached signature and ``trusted_keys``; raise why not."""
+    """Check the archive against its detached signature and ``trusted_keys``; raise why not.
+
+    Pass the snapshot that will be loaded afterwards (``archive_snapshot``): the check then
+    covers exactly the bytes that are loaded, whatever happens to the file on disk meanwhile."""
     _, _, invalid_signature = _crypto()
-    archive_path = Path(archive_path)
     if not trusted_keys:
         raise _refuse("no trusted public key given (--signer PUBKEY or --trusted-keys DIR)")
-    document = _read_signature(Path(signature) if signature else signature_path(archive_path))
-    archive_sha, manifest_sha = _archive_hashes(archive_path)
+    with archive_snapshot(archive) as snapshot:
+        archive_path = snapshot.source
+        document = _read_signature(Path(signature) if signature else signature_path(archive_path))
+        archive_sha, manifest_sha = _archive_hashes(snapshot)
     if document["archive_sha256"] != archive_sha:
         raise _refuse(
             f"{archive_path.name} has sha256 {archive_sha[:16]}..., but the signature was made "

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
-from keel.common.errors import KeelError
+from keel.common import errors
+from keel.common.errors import KeelError, printable
 from keel.guard.results import Report
 
 EXIT_OK = 0
@@ -63,19 +64,35 @@ def configure_logging(quiet: bool = False) -> None:
 
 
 def keel_errors_exit(function: F) -> F:
-    """Render keel's errors as one clear message and exit 2, instead of a traceback."""
+    """Render keel's errors as one clear message and exit 2, instead of a traceback.
+
+    What the operating system refuses (a full disk, a permission) is a KeelError too (``KS001``):
+    the user can act on it, and no traceback helps them."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except KeelError as error:
-            console.print(
-                "[bold red]error[/]", rich_escape(str(error)), highlight=False, soft_wrap=True
+            _print_error(error)
+            raise typer.Exit(EXIT_ERROR) from error
+        except OSError as error:
+            wrapped = KeelError(
+                f"{error.strerror or error}"
+                + (f": {error.filename}" if error.filename else "")
+                + " (the operating system refused; nothing was left half-written)",
+                code=errors.OS_FAILURE,
             )
+            _print_error(wrapped)
             raise typer.Exit(EXIT_ERROR) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(error: KeelError) -> None:
+    console.print(
+        "[bold red]error[/]", rich_escape(printable(str(error))), highlight=False, soft_wrap=True
+    )
 
 
 _STATUS_STYLE = {

@@ -40,7 +40,20 @@ def version() -> None:
 
 def main() -> None:
     _quiet_third_party_progress()
+    _exit_cleanly_on_sigterm()
     app()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (what schedulers and Kubernetes send) ends the command like Ctrl-C does: the
+    ``with`` blocks unwind, so every temporary folder is removed, and the exit status is 143.
+    ``keel serve`` replaces this with uvicorn's graceful shutdown."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _quiet_third_party_progress() -> None:

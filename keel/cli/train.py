@@ -19,7 +19,11 @@ from keel.cli.common import (
     keel_errors_exit,
     write_json_lines,
 )
+from keel.common import errors
 from keel.common.errors import DataError
+
+# A JSON input of one sentence or document is kilobytes; a megabyte line is a mistake or an attack.
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
 TrustBundledCode = Annotated[
     bool,
@@ -28,6 +32,51 @@ TrustBundledCode = Annotated[
         help="Import the custom code stored in the archive (after checking its hashes).",
     ),
 ]
+RequireSignature = Annotated[
+    bool,
+    typer.Option(
+        "--require-signature",
+        help="Refuse the archive unless it carries a valid signature by a trusted key.",
+    ),
+]
+TrustedKeys = Annotated[
+    list[Path],
+    typer.Option(
+        "--trusted-keys",
+        help="A trusted public key (PEM) or a folder of *.pub keys (repeatable); implies "
+        "--require-signature.",
+    ),
+]
+
+
+def _load(
+    archive: Path,
+    include_package: list[str],
+    trust_bundled_code: bool,
+    require_signature: bool,
+    trusted_keys: list[Path],
+) -> Any:
+    """``load_archive`` with the command's trust options: a signature, when asked for, is
+    checked on the same bytes that are then loaded."""
+    from keel.archive.model_archive import load_archive
+    from keel.archive.signing import trusted_public_keys
+
+    keys = trusted_public_keys(
+        [path for path in trusted_keys if not path.is_dir()],
+        [path for path in trusted_keys if path.is_dir()],
+    )
+    if require_signature and not keys:
+        raise DataError(
+            "--require-signature needs --trusted-keys (a public key or a folder of them)",
+            code=errors.ARCHIVE_SIGNATURE,
+        )
+    return load_archive(
+        archive,
+        include_packages=include_package,
+        trust_bundled_code=trust_bundled_code,
+        require_signature=require_signature,
+        trusted_keys=keys,
+    )
 
 
 @keel_errors_exit
@@ -89,16 +138,15 @@ def evaluate(
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
+    require_signature: RequireSignature = False,
+    trusted_keys: TrustedKeys = [],  # noqa: B006
 ) -> None:
     """Evaluate an archived model on DATA; prints and optionally writes the metrics."""
-    from keel.archive.model_archive import load_archive
     from keel.common.file_utils import atomic_write_json
     from keel.training.evaluation import evaluate as run_evaluation
     from keel.training.experiment import evaluation_batch_size
 
-    loaded = load_archive(
-        archive, include_packages=include_package, trust_bundled_code=trust_bundled_code
-    )
+    loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     instances = list(loaded.validation_dataset_reader.read(data))
     metrics = run_evaluation(
         loaded.model,
@@ -121,25 +169,23 @@ def predict(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     predictor: Annotated[str | None, typer.Option("--predictor")] = None,
+    max_line_bytes: Annotated[
+        int,
+        typer.Option("--max-line-bytes", min=1, help="Refuse input lines longer than this."),
+    ] = DEFAULT_MAX_LINE_BYTES,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
+    require_signature: RequireSignature = False,
+    trusted_keys: TrustedKeys = [],  # noqa: B006
 ) -> None:
     """Predict with an archived model: one JSON object per input line, one per output line."""
-    from keel.archive.model_archive import load_archive
     from keel.predict.predictor import Predictor
 
-    loaded = load_archive(
-        archive, include_packages=include_package, trust_bundled_code=trust_bundled_code
-    )
+    loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     chosen = Predictor.from_archive(loaded, predictor)
     source_name = "<stdin>" if input_file == "-" else input_file
-    lines = (
-        sys.stdin.read().splitlines()
-        if input_file == "-"
-        else Path(input_file).read_text(encoding="utf-8").splitlines()
-    )
     inputs: list[tuple[int, dict[str, Any]]] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in _input_lines(input_file, source_name, max_line_bytes):
         if not line.strip():
             continue
         try:
@@ -148,6 +194,10 @@ def predict(
             raise DataError(
                 f"not valid JSON ({error.msg})", path=source_name, line=number, excerpt=line
             ) from error
+        except RecursionError:
+            raise DataError(
+                "JSON nested too deeply to read", path=source_name, line=number, excerpt=line
+            ) from None
     outputs: list[dict[str, Any]] = []
     for start in range(0, len(inputs), batch_size):
         chunk = inputs[start : start + batch_size]
@@ -168,6 +218,32 @@ def predict(
                     ) from inner
             raise
     write_json_lines(outputs, output_file)
+
+
+def _input_lines(input_file: str, source_name: str, max_line_bytes: int) -> Any:
+    """(number, text) of each input line, read in bounded pieces: a line over
+    ``max_line_bytes`` or one that is not UTF-8 is refused with its line number."""
+    stream = sys.stdin.buffer if input_file == "-" else open(input_file, "rb")  # noqa: SIM115
+    with stream:
+        number = 0
+        while raw := stream.readline(max_line_bytes + 1):
+            number += 1
+            if len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise DataError(
+                    f"line is longer than the {max_line_bytes}-byte limit (--max-line-bytes)",
+                    path=source_name,
+                    line=number,
+                    code=errors.INPUT_TOO_LARGE,
+                )
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
+                    path=source_name,
+                    line=number,
+                    excerpt=raw.decode("utf-8", errors="replace"),
+                ) from None
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

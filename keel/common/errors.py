@@ -43,6 +43,7 @@ SERIALIZATION_DIR_EXISTS = "KT002"
 NOTHING_TO_RECOVER = "KT003"
 RECOVER_CONFIG_MISMATCH = "KT004"
 NAN_LOSS = "KT005"
+RUN_IN_PROGRESS = "KT006"
 
 # -- archive (KA) ------------------------------------------------------------------------------
 ARCHIVE_NOT_FOUND = "KA001"
@@ -54,6 +55,10 @@ ARCHIVE_TOO_LARGE = "KA006"
 ARCHIVE_FORMAT_VERSION = "KA007"
 ARCHIVE_HASH_MISMATCH = "KA008"
 ARCHIVE_SIGNATURE = "KA009"
+
+# -- the system (KS) -------------------------------------------------------------------------
+OS_FAILURE = "KS001"  # the operating system refused: disk full, permission denied, ...
+INPUT_TOO_LARGE = "KS002"  # a line, field or request over its configured limit
 
 # -- guard (KG) --------------------------------------------------------------------------------
 ENV_BREAKING = "KG001"
@@ -189,4 +194,19 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 def _excerpt(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return printable(text)
+
+
+# Every C0/C1 control character but newline and tab: ESC starts terminal escape sequences.
+_CONTROL = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x00, 0x20), *range(0x7F, 0xA0))
+    if code not in (0x09, 0x0A)
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (escape sequences included) written as ``\\xNN``, so
+    data quoted in a message can never drive the terminal that shows it."""
+    return text.translate(_CONTROL)

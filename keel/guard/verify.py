@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy
 
-from keel.archive.archive import ArchiveLimits, check_integrity, opened_archive
+from keel.archive.archive import (
+    ArchiveLimits,
+    ArchiveSnapshot,
+    archive_snapshot,
+    check_integrity,
+    opened_archive,
+)
 from keel.archive.bundled_code import source_differences
 from keel.archive.components import check_components
 from keel.archive.manifest import Manifest
@@ -125,36 +131,39 @@ def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> Repo
     archive_path = str(archive_path)
     import_plugins(settings.include_packages)
     report = Report("verify", archive_path)
-    if settings.signers or settings.trusted_keys_dirs:
-        started = time.perf_counter()
-        report.checks.append(_signature(archive_path, settings))
-        report.checks[-1].seconds = time.perf_counter() - started
-    if report.checks and report.checks[-1].status == FAIL:
-        _skip_rest(report, STEP_NAMES, "the signature check failed: nothing from the archive runs")
-    else:
-        try:
-            with opened_archive(archive_path, limits=settings.limits, check_hashes=False) as (
-                root,
-                manifest,
-            ):
-                context = _Context(root, manifest, settings)
-                for index, (name, runner) in enumerate(_STEPS):
-                    report.checks.append(_run_step(name, runner, context))
-                    if name in _TRUST_STEPS and report.checks[-1].status == FAIL:
-                        _skip_rest(
-                            report,
-                            STEP_NAMES[index + 1 :],
-                            f"the {name} check failed: nothing is built from untrusted bytes",
-                        )
-                        break
-        except KeelError as error:
-            # The archive could not even be opened safely: that is an integrity failure.
-            report.checks.append(CheckResult("integrity", FAIL, str(error), {"code": error.code}))
-            _skip_rest(report, STEP_NAMES[1:], "the archive could not be opened")
+    try:
+        # One snapshot of the bytes for the signature and every step: no swap in between.
+        with archive_snapshot(archive_path, settings.limits) as snapshot:
+            _verify_snapshot(snapshot, settings, report)
+    except KeelError as error:
+        # The archive could not even be read or opened safely: an integrity failure.
+        report.checks.append(CheckResult("integrity", FAIL, str(error), {"code": error.code}))
+        _skip_rest(report, STEP_NAMES[1:], "the archive could not be opened")
     report.allow(settings.allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
     if settings.allow_env_drift:
         report.allow(("environment",), "--allow-env-drift", (FAIL,))
     return report
+
+
+def _verify_snapshot(snapshot: ArchiveSnapshot, settings: VerifyOptions, report: Report) -> None:
+    if settings.signers or settings.trusted_keys_dirs:
+        started = time.perf_counter()
+        report.checks.append(_signature(snapshot, settings))
+        report.checks[-1].seconds = time.perf_counter() - started
+        if report.checks[-1].status == FAIL:
+            _skip_rest(report, STEP_NAMES, "the signature check failed: nothing from it runs")
+            return
+    with opened_archive(snapshot, limits=settings.limits, check_hashes=False) as (root, manifest):
+        context = _Context(root, manifest, settings)
+        for index, (name, runner) in enumerate(_STEPS):
+            report.checks.append(_run_step(name, runner, context))
+            if name in _TRUST_STEPS and report.checks[-1].status == FAIL:
+                _skip_rest(
+                    report,
+                    STEP_NAMES[index + 1 :],
+                    f"the {name} check failed: nothing is built from untrusted bytes",
+                )
+                return
 
 
 def _skip_rest(report: Report, names: Iterable[str], reason: str) -> None:
@@ -178,10 +187,10 @@ def _run_step(
 # -- the steps -------------------------------------------------------------------------------------
 
 
-def _signature(archive_path: str, options: VerifyOptions) -> CheckResult:
+def _signature(snapshot: ArchiveSnapshot, options: VerifyOptions) -> CheckResult:
     try:
         keys = trusted_public_keys(options.signers, options.trusted_keys_dirs)
-        check = verify_signature(archive_path, keys)
+        check = verify_signature(snapshot, keys)
     except KeelError as error:
         return CheckResult(SIGNATURE_STEP, FAIL, str(error), {"code": error.code})
     return CheckResult(

@@ -7,9 +7,11 @@ none of them needs to import another's upper neighbour.
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -57,40 +59,100 @@ class TrainingResult:
     vocab: Vocabulary
 
 
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a serialization directory for the lifetime of a run.
+
+    ``fcntl.flock`` on ``<directory>/.lock``: the kernel releases it when the process ends,
+    however it ends, so a crashed run never leaves a stale lock. A second ``keel train`` (or
+    ``--recover``) on the same folder is refused while the first runs.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        path = self.directory / LOCK_FILE
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise TrainingError(
+                f"{self.directory} is in use by another keel train ({holder}); wait for it to "
+                "end or choose another serialization directory",
+                code=errors.RUN_IN_PROGRESS,
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file releases the flock
+            self._handle = None
+
+
 def prepare_serialization_dir(
     directory: Path, config: Mapping[str, Any], *, recover: bool, force: bool
-) -> None:
+) -> RunLock:
+    """Check the directory suits the run (a fresh one, ``--force`` over an old one, or the
+    interrupted run's for ``--recover``), lock it, and return the held lock."""
     config_file = directory / CONFIG_NAME
     if recover and force:
         raise TrainingError(
             "--recover and --force cannot be used together", code=errors.TRAINING_FAILED
         )
-    if recover:
-        if not config_file.is_file():
-            raise TrainingError(
-                f"{directory}: nothing to recover (no {CONFIG_NAME}); run without --recover",
-                code=errors.NOTHING_TO_RECOVER,
-            )
-        previous = json.loads(config_file.read_text(encoding="utf-8"))
-        if previous != config:
-            changed = sorted(
-                key for key in set(previous) | set(config) if previous.get(key) != config.get(key)
-            )
-            raise TrainingError(
-                f"{directory}: the config differs from the interrupted run's in "
-                f"{', '.join(changed)}; --recover needs the same config",
-                code=errors.RECOVER_CONFIG_MISMATCH,
-            )
-        return
-    if directory.exists() and any(directory.iterdir()):
-        if not force:
-            raise TrainingError(
-                f"{directory} already exists and is not empty; use --force to overwrite it or "
-                "--recover to resume",
-                code=errors.SERIALIZATION_DIR_EXISTS,
-            )
-        shutil.rmtree(directory)
+    if recover and not config_file.is_file():
+        raise TrainingError(
+            f"{directory}: nothing to recover (no {CONFIG_NAME}); run without --recover",
+            code=errors.NOTHING_TO_RECOVER,
+        )
+    existing = (
+        [path for path in directory.iterdir() if path.name != LOCK_FILE]
+        if (directory.is_dir())
+        else []
+    )
+    if existing and not recover and not force:
+        raise TrainingError(
+            f"{directory} already exists and is not empty; use --force to overwrite it or "
+            "--recover to resume",
+            code=errors.SERIALIZATION_DIR_EXISTS,
+        )
     directory.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(directory)
+    lock.acquire()  # before anything is read or deleted: a running job's folder stays intact
+    try:
+        if recover:
+            previous = json.loads(config_file.read_text(encoding="utf-8"))
+            if previous != config:
+                changed = sorted(
+                    key
+                    for key in set(previous) | set(config)
+                    if previous.get(key) != config.get(key)
+                )
+                raise TrainingError(
+                    f"{directory}: the config differs from the interrupted run's in "
+                    f"{', '.join(changed)}; --recover needs the same config",
+                    code=errors.RECOVER_CONFIG_MISMATCH,
+                )
+        elif existing:  # --force: everything but the lock we hold
+            for path in existing:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 @dataclass
@@ -242,7 +304,36 @@ def train_model(
     validation = validate_experiment(config)
     resolved = validation.resolved
     directory = Path(serialization_dir)
-    prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    try:
+        return _train(
+            config=resolved,
+            validation=validation,
+            directory=directory,
+            started=started,
+            recover=recover,
+            include_packages=include_packages,
+            quiet=quiet,
+            cache=cache,
+            bundle_code=bundle_code,
+        )
+    finally:
+        lock.release()
+
+
+def _train(
+    *,
+    config: Mapping[str, Any],
+    validation: Validation,
+    directory: Path,
+    started: float,
+    recover: bool,
+    include_packages: Iterable[str],
+    quiet: bool,
+    cache: PreprocessingCache | None,
+    bundle_code: bool,
+) -> TrainingResult:
+    resolved = config
     atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
     save_environment(directory)
 

@@ -16,9 +16,41 @@ from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.instance import Instance
 from keel.models.model import Model
 
+#: The longest text (characters) or token list a predictor takes by default: a request of
+#: megabytes would hold a worker for minutes and gigabytes of memory before failing.
+MAX_INPUT_CHARACTERS = 100_000
+MAX_INPUT_TOKENS = 10_000
+
 
 class Predictor(Registrable):
-    """Turns JSON inputs into instances, runs the model, and returns JSON-ready outputs."""
+    """Turns JSON inputs into instances, runs the model, and returns JSON-ready outputs.
+
+    ``max_input_characters`` and ``max_input_tokens`` bound one input; a larger one is refused
+    (``KS002``) before it is tokenized. Set them on an instance (``keel serve`` does, from its
+    flags) or on a subclass.
+    """
+
+    max_input_characters: int = MAX_INPUT_CHARACTERS
+    max_input_tokens: int = MAX_INPUT_TOKENS
+
+    def check_text(self, text: str, key: str = "text") -> str:
+        """``text`` when within ``max_input_characters``, else a DataError naming the limit."""
+        if len(text) > self.max_input_characters:
+            raise DataError(
+                f"{key!r} has {len(text)} characters, over the limit of "
+                f"{self.max_input_characters}",
+                code=errors.INPUT_TOO_LARGE,
+            )
+        return text
+
+    def check_tokens(self, tokens: list[Any], key: str = "tokens") -> list[Any]:
+        """``tokens`` when within ``max_input_tokens``, else a DataError naming the limit."""
+        if len(tokens) > self.max_input_tokens:
+            raise DataError(
+                f"{key!r} has {len(tokens)} tokens, over the limit of {self.max_input_tokens}",
+                code=errors.INPUT_TOO_LARGE,
+            )
+        return tokens
 
     def __init__(
         self, model: Annotated[Model, Supplied], dataset_reader: Annotated[DatasetReader, Supplied]

@@ -20,12 +20,12 @@ class SentenceTaggerPredictor(Predictor):
     def json_to_instance(self, inputs: dict[str, Any]) -> Instance:
         words = require_key(inputs, "tokens", "sentence")
         if isinstance(words, str):
-            words = [token.text for token in self._tokenizer.tokenize(words)]
+            words = [token.text for token in self._tokenizer.tokenize(self.check_text(words))]
         if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
             raise DataError("'tokens' must be a list of strings")
         if not words:
             raise DataError("cannot tag an empty sentence")
-        return self.dataset_reader.text_to_instance(words)
+        return self.dataset_reader.text_to_instance(self.check_tokens(words))
 
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
 

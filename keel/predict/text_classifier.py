@@ -17,7 +17,7 @@ class TextClassifierPredictor(Predictor):
         text = require_key(inputs, "text", "sentence")
         if not isinstance(text, str):
             raise DataError(f"'text' must be a string, got {type(text).__name__}")
-        return self.dataset_reader.text_to_instance(text)
+        return self.dataset_reader.text_to_instance(self.check_text(text))
 
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
         return {key: output[key] for key in ("label", "probs", "logits") if key in output}

@@ -216,3 +216,56 @@ def test_signing_cli_keygen_sign_and_verify(trained_archive, tmp_path) -> None:
     assert tampered.returncode == 1
     first = json.loads(tampered.stdout)["checks"][0]
     assert first["status"] == FAIL and "changed after signing" in first["reason"]
+
+
+def test_signing_a_swap_after_the_check_never_loads_the_unsigned_archive(
+    tmp_path, keys, trained_archive, monkeypatch
+) -> None:
+    """Regression: the archive used to be hashed, then reopened to unpack, so a writer who
+    swapped the file in between got an unsigned archive loaded. The check and the extraction now
+    read one private snapshot; the swapped file is never seen."""
+    import keel.archive.model_archive as model_archive
+    from keel.archive.manifest import Manifest as ManifestType
+
+    signed = tmp_path / "model.tar.gz"
+    shutil.copy(trained_archive, signed)
+    sign_archive(signed, keys["private"])
+    unsigned = tmp_path / "other.tar.gz"
+    staging = tmp_path / "other"
+    staging.mkdir()
+    (staging / "config.json").write_text('{"model": {"type": "basic_classifier"}}')
+    write_archive(staging, unsigned, ManifestType(keel_version="attacker"))
+    original = model_archive.verify_signature
+    swaps = []
+
+    def check_then_swap(*args, **kwargs):
+        result = original(*args, **kwargs)
+        shutil.copy(unsigned, signed)  # the attacker's write lands right after the check
+        swaps.append(True)
+        return result
+
+    monkeypatch.setattr(model_archive, "verify_signature", check_then_swap)
+    loaded = load_archive(signed, trusted_keys=[load_public_key(keys["public"])])
+    assert swaps and loaded.manifest.keel_version != "attacker"
+    assert loaded.manifest.files == load_archive(trained_archive).manifest.files
+
+
+def test_signing_verify_checks_the_same_snapshot_it_verifies(
+    tmp_path, keys, trained_archive, monkeypatch
+) -> None:
+    import keel.guard.verify as verify_module
+
+    signed = tmp_path / "model.tar.gz"
+    shutil.copy(trained_archive, signed)
+    sign_archive(signed, keys["private"])
+    original = verify_module.verify_signature
+
+    def check_then_corrupt(snapshot, keys_):
+        result = original(snapshot, keys_)
+        signed.write_bytes(b"not an archive any more")
+        return result
+
+    monkeypatch.setattr(verify_module, "verify_signature", check_then_corrupt)
+    report = verify_archive(signed, signers=(str(keys["public"]),))
+    assert report.check("signature").status == PASS
+    assert report.check("integrity").status == PASS, report.to_dict()

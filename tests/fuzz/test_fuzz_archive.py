@@ -166,3 +166,61 @@ def test_fuzz_archive_member_names_never_escape(names, types) -> None:
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     read_everything(buffer.getvalue())
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "archives" / "format2-classifier.tar.gz"
+SECTIONS = st.sampled_from(
+    [
+        "components",
+        "environment",
+        "data_files",
+        "tokenizer_fingerprint",
+        "preprocessing_fingerprints",
+        "validation_metrics",
+        "custom_code",
+        "include_packages",
+        "versions",
+        "state_dict_schema",
+    ]
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=40,
+    deadline=timedelta(seconds=30),
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(section=SECTIONS, value=JSONISH, config_edit=st.none() | JSONISH)
+def test_fuzz_archive_sections_through_load_and_verify(section, value, config_edit) -> None:
+    """A real archive whose manifest section (and maybe config) is replaced by arbitrary JSON,
+    rehashed so the integrity check passes: load_archive raises only keel's errors, and verify
+    returns a report (never raises) whose JSON is valid."""
+    from keel.archive.model_archive import load_archive
+    from keel.guard.verify import verify_archive
+    from tests.fixtures.hostile.corpus import _rehash, read_members, write_members
+
+    members = read_members(FIXTURE)
+    files = {info.name: data for info, data in members}
+    manifest = json.loads(files["manifest.json"])
+    manifest[section] = value
+    edited = [
+        (info, json.dumps(manifest).encode() if info.name == "manifest.json" else data)
+        for info, data in members
+    ]
+    if config_edit is not None:
+        edited = [
+            (
+                info,
+                json.dumps({"model": config_edit}).encode() if info.name == "config.json" else data,
+            )
+            for info, data in edited
+        ]
+    with tempfile.TemporaryDirectory() as directory:
+        archive = write_members(_rehash(edited), Path(directory) / "model.tar.gz")
+        with contextlib.suppress(KeelError):
+            load_archive(archive)
+        report = verify_archive(archive)
+        json.loads(report.to_json())
+        assert sorted(p.name for p in Path(directory).iterdir()) == ["model.tar.gz"]

@@ -202,3 +202,40 @@ def test_experiment_resolved_config_of_an_archive_validates_without_its_data_fil
     assert validate_experiment(config, check_files=False).ok
     with pytest.raises(ConfigurationError, match="train_data_path: no such file"):
         validate_experiment(config)
+
+
+def test_experiment_run_folder_is_locked_while_a_run_uses_it(tmp_path, tiny_classifier_config):
+    """Regression: two ``keel train --recover`` on one folder used to run side by side."""
+    from keel.pipeline.train import RunLock, prepare_serialization_dir
+
+    config = validate_experiment(tiny_classifier_config()).resolved
+    directory = tmp_path / "run"
+    lock = prepare_serialization_dir(directory, config, recover=False, force=False)
+    try:
+        (directory / "config.json").write_text(json.dumps(config))
+        with pytest.raises(TrainingError) as raised:
+            train_model(tiny_classifier_config(), directory, recover=True, quiet=True)
+        assert raised.value.code == errors.RUN_IN_PROGRESS
+        assert f"pid {__import__('os').getpid()}" in str(raised.value)
+        with pytest.raises(TrainingError, match="in use"):
+            train_model(tiny_classifier_config(), directory, force=True, quiet=True)
+        assert (directory / "config.json").is_file()  # --force deleted nothing in use
+    finally:
+        lock.release()
+    second = RunLock(directory)
+    second.acquire()  # free again once the first run ends
+    second.release()
+
+
+def test_experiment_force_with_a_missing_data_file_deletes_nothing(
+    tmp_path, tiny_classifier_config
+):
+    """Regression: --force deleted an unrelated folder before noticing the missing data file."""
+    directory = tmp_path / "precious"
+    directory.mkdir()
+    (directory / "notes.txt").write_text("keep me")
+    config = tiny_classifier_config()
+    config["train_data_path"] = str(tmp_path / "missing.tsv")
+    with pytest.raises(ConfigurationError, match="train_data_path: no such file"):
+        train_model(config, directory, force=True, quiet=True)
+    assert (directory / "notes.txt").read_text() == "keep me"

@@ -39,3 +39,24 @@ def test_sentence_tagger_reports_spans_for_span_tags_and_none_for_pos_tags() -> 
     ]
     pos = predictor().to_json({"words": ["I", "ran"], "tags": ["PRON", "VERB"]})
     assert pos == {"words": ["I", "ran"], "tags": ["PRON", "VERB"]}
+
+
+def test_predictors_refuse_inputs_over_their_limits():
+    from keel.archive.model_archive import load_archive
+    from keel.common import errors
+    from keel.common.errors import DataError
+    from keel.predict.predictor import Predictor
+
+    fixtures = __import__("pathlib").Path(__file__).parents[1] / "fixtures" / "archives"
+    for name, big in (
+        ("format2-classifier", {"text": "word " * 30_000}),
+        ("format2-tagger", {"tokens": ["word"] * 20_000}),
+        ("format2-tagger", {"sentence": "word " * 30_000}),
+    ):
+        predictor = Predictor.from_archive(load_archive(fixtures / f"{name}.tar.gz"))
+        with __import__("pytest").raises(DataError) as raised:
+            predictor.predict_json(big)
+        assert raised.value.code == errors.INPUT_TOO_LARGE
+        predictor.max_input_characters = 200_000
+        predictor.max_input_tokens = 50_000
+        predictor.predict_json(big)  # within the raised limits: predicted

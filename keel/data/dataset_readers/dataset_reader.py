@@ -72,16 +72,41 @@ def existing_file(file_path: str | Path) -> Path:
     return path
 
 
+#: The longest line a reader takes (8 MiB): a data line is a sentence or a document, and a
+#: line of gigabytes would be read whole into memory before anything could refuse it.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
 def read_lines(
-    file_path: str, on_error: Callable[[DataError], None] | None = None
+    file_path: str,
+    on_error: Callable[[DataError], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` pairs of a UTF-8 text file, without line endings or a BOM.
 
     Decodes line by line, so a bad byte is reported with its line number: a ``DataError``
-    raised, or passed to ``on_error`` and the line skipped.
+    raised, or passed to ``on_error`` and the line skipped. A line over ``max_line_bytes`` is
+    such an error too (``KS002``), found after reading at most that many bytes of it.
     """
+    limit = max_line_bytes + 1
     with open(file_path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
+        readline = handle.readline
+        line_number = 0
+        while raw := readline(limit):
+            line_number += 1
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                while (rest := readline(_SKIP)) and not rest.endswith(b"\n"):
+                    pass  # the rest of the long line, without keeping it
+                too_long = DataError(
+                    f"line is longer than {max_line_bytes} bytes; refusing it",
+                    path=file_path,
+                    line=line_number,
+                    code=errors.INPUT_TOO_LARGE,
+                )
+                if on_error is None:
+                    raise too_long
+                on_error(too_long)
+                continue
             if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
@@ -98,6 +123,9 @@ def read_lines(
                 on_error(bad_line)
                 continue
             yield line_number, line.rstrip("\r\n")
+
+
+_SKIP = 1024 * 1024
 
 
 def default_token_indexers(
