@@ -147,13 +147,21 @@ def evaluate(
     from keel.training.experiment import evaluation_batch_size
 
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
-    instances = list(loaded.validation_dataset_reader.read(data))
-    metrics = run_evaluation(
-        loaded.model,
-        instances,
-        loaded.vocab,
-        batch_size=batch_size or evaluation_batch_size(loaded.config),
-    )
+    reader = loaded.validation_dataset_reader
+    instances = list(reader.read(data))
+    try:
+        metrics = run_evaluation(
+            loaded.model,
+            instances,
+            loaded.vocab,
+            batch_size=batch_size or evaluation_batch_size(loaded.config),
+        )
+    except DataError as error:
+        if error.code != errors.UNSEEN_LABEL:
+            raise
+        from keel.guard.data_validation import locate_unseen_label
+
+        raise locate_unseen_label(reader, data, loaded.vocab, error) from error
     _print_metrics(f"evaluation of {archive.name} on {data.name}", metrics)
     sys.stdout.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if output_file:

@@ -163,6 +163,7 @@ def validate_data(
     name = str(path)
     report = ValidationReport(path=name)
     unseen: dict[str, Counter[str]] = {}
+    first_seen: dict[tuple[str, str], int] = {}  # (namespace, label) -> first instance number
 
     def record(error: DataError, line: int | None = None) -> None:
         report.errors.append(
@@ -195,6 +196,7 @@ def validate_data(
                 for label in labels:
                     if label not in seen:
                         unseen.setdefault(namespace, Counter())[label] += 1
+                        first_seen.setdefault((namespace, label), report.instances)
     except _StopReading:
         report.complete = False
         report.notes.append(f"stopped after {max_errors} errors (--max-errors)")
@@ -219,7 +221,8 @@ def validate_data(
                     line=None,
                     code=errors.UNSEEN_LABEL,
                     reason=(
-                        f"label {label!r} ({count} instance{'s' if count != 1 else ''}) never "
+                        f"label {label!r} ({count} instance{'s' if count != 1 else ''}, the "
+                        f"first is instance {first_seen[(namespace, label)]} of the file) never "
                         f"occurs in training namespace {namespace!r}"
                     ),
                 )
@@ -241,3 +244,18 @@ def _reason(error: DataError) -> str:
     if prefix and text.startswith(prefix + ": "):
         text = text[len(prefix) + 2 :]
     return text.split("\n", 1)[0]
+
+
+def locate_unseen_label(
+    reader: DatasetReader, path: str | Path, vocab: Vocabulary, error: DataError
+) -> DataError:
+    """``error`` (a label the vocabulary lacks, found while indexing, where no line is known)
+    with the file and line of the first such label in ``path``; ``error`` itself if none is
+    found."""
+    report = validate_data(reader, path, known_labels=labels_from_vocabulary(vocab), max_errors=1)
+    first = next((bad for bad in report.errors if bad.code == errors.UNSEEN_LABEL), None)
+    if first is None:
+        return error
+    return DataError(
+        first.reason, path=first.path, line=first.line, excerpt=first.excerpt, code=first.code
+    )

@@ -179,3 +179,16 @@ def test_cli_sigterm_mid_command_removes_every_temporary_folder(tmp_path):
     assert process.returncode == 143, stderr.decode()
     assert b"Traceback" not in stderr
     assert list(scratch.iterdir()) == []
+
+
+def test_cli_evaluate_unseen_label_names_its_file_and_line(tmp_path):
+    lines = (SST2_SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()[:6]
+    lines[4] = lines[4].rsplit("\t", 1)[0] + "\tneutral"
+    data = tmp_path / "dev.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", str(ARCHIVE), str(data)])
+    _assert_clean_error(result, errors.UNSEEN_LABEL)
+    # Instances do not carry line numbers yet: the message names the instance (line 5 is the
+    # 4th instance after the header).
+    assert str(data) in result.output and "'neutral'" in result.output
+    assert "first is instance 4 of the file" in result.output

@@ -93,7 +93,7 @@ def test_data_validation_unseen_labels_are_errors(tmp_path):
     report = validate_data(LabelTextReader(), dev, known_labels=known)
     assert report.unseen_labels == {"labels": {"meh": 2, "ugh": 1}}
     assert report.error_counts == {errors.UNSEEN_LABEL: 2}
-    assert "'meh' (2 instances)" in report.errors[0].reason
+    assert "'meh' (2 instances, the first is instance 2 of the file)" in report.errors[0].reason
     assert validate_data(LabelTextReader(), train, known_labels=known).ok
 
 
