@@ -25,7 +25,7 @@ from keel.archive.model_archive import archive_model
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, atomic_write_text
-from keel.common.filenames import CONFIG_NAME, METRICS_FILE, VOCABULARY_DIR
+from keel.common.filenames import CHECKPOINTS_DIR, CONFIG_NAME, METRICS_FILE, VOCABULARY_DIR
 from keel.common.from_params import Lazy, Validation, build
 from keel.common.hashing import FileHash, hash_file
 from keel.common.params import dump_config
@@ -304,6 +304,7 @@ def train_model(
     validation = validate_experiment(config)
     resolved = validation.resolved
     directory = Path(serialization_dir)
+    existed = directory.exists()
     lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
     try:
         return _train(
@@ -317,8 +318,27 @@ def train_model(
             cache=cache,
             bundle_code=bundle_code,
         )
+    except BaseException:
+        if not recover and not any((directory / CHECKPOINTS_DIR).glob("epoch_*")):
+            # A fresh run that failed before its first checkpoint leaves nothing to resume, and
+            # a half-made folder would only block the corrected re-run.
+            _remove_run_files(directory, remove_directory=not existed)
+        raise
     finally:
         lock.release()
+
+
+def _remove_run_files(directory: Path, *, remove_directory: bool) -> None:
+    for path in directory.iterdir():
+        if path.name == LOCK_FILE:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if remove_directory:
+        (directory / LOCK_FILE).unlink(missing_ok=True)
+        directory.rmdir()
 
 
 def _train(

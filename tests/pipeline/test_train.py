@@ -239,3 +239,17 @@ def test_experiment_force_with_a_missing_data_file_deletes_nothing(
     with pytest.raises(ConfigurationError, match="train_data_path: no such file"):
         train_model(config, directory, force=True, quiet=True)
     assert (directory / "notes.txt").read_text() == "keep me"
+
+
+def test_experiment_failed_fresh_run_leaves_no_folder_to_block_the_rerun(
+    tmp_path, tiny_classifier_config
+):
+    """Regression: a misspelled validation metric failed after the run folder was made, and the
+    half-made folder then blocked the corrected re-run."""
+    config = tiny_classifier_config(epochs=1)
+    config["trainer"]["validation_metric"] = "+acuracy"
+    with pytest.raises(TrainingError, match="acuracy"):
+        train_model(config, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+    config["trainer"]["validation_metric"] = "+accuracy"
+    assert train_model(config, tmp_path / "run", quiet=True).archive_path.is_file()
