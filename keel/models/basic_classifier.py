@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -12,7 +13,7 @@ from keel.common.errors import ModelError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.fbeta_measure import FBetaMeasure
-from keel.models.model import GoldenOutputs, Model
+from keel.models.model import GoldenOutputs, MetricNames, Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
@@ -128,6 +129,13 @@ class BasicClassifier(Model):
                 for row in token_ids.tolist()
             ]
         return output_dict
+
+    @classmethod
+    def metric_names(cls, config: Mapping[str, Any]) -> MetricNames | None:
+        return MetricNames(
+            frozenset({"accuracy", "macro_precision", "macro_recall", "macro_f1"}),
+            ("*_precision", "*_recall", "*_f1"),  # per label
+        )
 
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         metrics = self._accuracy.get_metric(reset=reset)

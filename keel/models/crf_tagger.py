@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -11,13 +12,14 @@ from keel.common.constraints import Positive, Probability, Supplied
 from keel.common.errors import ConfigurationError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
-from keel.models.model import GoldenOutputs, Model
+from keel.models.model import GoldenOutputs, MetricNames, Model
 from keel.models.simple_tagger import (
     check_stage_dims,
     span_metric,
     span_metrics,
     tag_count,
     tag_names,
+    tagger_metric_names,
 )
 from keel.modules.conditional_random_field import ConditionalRandomField, allowed_transitions
 from keel.modules.feedforward import FeedForward
@@ -143,6 +145,10 @@ class CrfTagger(Model):
                 for paths in output_dict["top_k_tags"]
             ]
         return output_dict
+
+    @classmethod
+    def metric_names(cls, config: Mapping[str, Any]) -> MetricNames | None:
+        return tagger_metric_names({"accuracy"}, config)
 
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         metrics = {name: m.get_metric(reset)["accuracy"] for name, m in self.metrics.items()}

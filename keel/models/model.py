@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,18 @@ class GoldenOutputs:
     mask: str | None = None
 
 
+@dataclass(frozen=True)
+class MetricNames:
+    """The metric names a model reports: those its config determines, and ``fnmatch`` patterns
+    for names that depend on the data (per label, per span type)."""
+
+    exact: frozenset[str]
+    patterns: tuple[str, ...] = ()
+
+    def covers(self, name: str) -> bool:
+        return name in self.exact or any(fnmatchcase(name, pattern) for pattern in self.patterns)
+
+
 class Model(torch.nn.Module, Registrable):
     """A keel model: ``forward(**batch)`` returns a dict of tensors, with ``"loss"`` when the
     batch carries gold labels.
@@ -57,6 +70,14 @@ class Model(torch.nn.Module, Registrable):
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         """The model's metrics since the last reset, as a flat dict of floats."""
         return {}
+
+    @classmethod
+    def metric_names(cls, config: Mapping[str, Any]) -> MetricNames | None:
+        """The metrics a model built from ``config`` (its resolved section) will report, so a
+        misspelled ``trainer.validation_metric`` is a config error before any work; None when
+        the model does not say, and the trainer checks at the first validation instead. Only a
+        class that defines this itself is taken at its word (a subclass may add metrics)."""
+        return None
 
     def make_output_human_readable(self, output_dict: dict[str, Any]) -> dict[str, Any]:
         """``output_dict`` plus decoded, per-instance values (label strings, tag lists)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -12,7 +13,7 @@ from keel.common.errors import ConfigurationError, ModelError
 from keel.data.vocabulary import Vocabulary
 from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.span_based_f1 import SpanBasedF1Measure
-from keel.models.model import GoldenOutputs, Model
+from keel.models.model import GoldenOutputs, MetricNames, Model
 from keel.modules.feedforward import FeedForward
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
@@ -108,6 +109,10 @@ class SimpleTagger(Model):
         output_dict["tags"] = decode_tag_ids(predicted, output_dict["mask"], self._tag_names)
         return output_dict
 
+    @classmethod
+    def metric_names(cls, config: Mapping[str, Any]) -> MetricNames | None:
+        return tagger_metric_names({"accuracy", "accuracy3"}, config)
+
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         metrics = {name: m.get_metric(reset)["accuracy"] for name, m in self.metrics.items()}
         if self._f1_metric is not None:
@@ -165,6 +170,21 @@ def span_metric(
     if label_encoding is None or calculate_span_f1 is False:
         return None
     return SpanBasedF1Measure(vocab, tag_namespace=label_namespace, label_encoding=label_encoding)
+
+
+def tagger_metric_names(accuracies: set[str], config: Mapping[str, Any]) -> MetricNames:
+    """A tagger's metrics: its accuracies, and span precision/recall/F1 when span F1 is on
+    (by default when ``label_encoding`` is set), per span type with ``verbose_metrics``."""
+    names = set(accuracies)
+    patterns: tuple[str, ...] = ()
+    span_f1 = config.get("calculate_span_f1")
+    if span_f1 is None:
+        span_f1 = config.get("label_encoding") is not None
+    if span_f1:
+        names |= {"precision-overall", "recall-overall", "f1-measure-overall"}
+        if config.get("verbose_metrics"):
+            patterns = ("precision-*", "recall-*", "f1-measure-*")
+    return MetricNames(frozenset(names), patterns)
 
 
 def span_metrics(metric: SpanBasedF1Measure, reset: bool, verbose: bool) -> dict[str, float]:

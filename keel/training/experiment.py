@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from keel.common import errors
 from keel.common.constraints import DataFile, NonNegative
+from keel.common.errors import ConfigIssue, ConfigurationError, RegistryError, did_you_mean
 from keel.common.from_params import Lazy, Validation, validate
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
@@ -58,7 +60,47 @@ def validate_experiment(config: Mapping[str, Any], *, check_files: bool = True) 
             config[key] = {**section, "seed": seed}
     validation = validate(Experiment, config, check_files=check_files)
     validation.raise_if_invalid()
+    issues = validation_metric_issues(validation.resolved)
+    if issues:
+        raise ConfigurationError(issues)
     return validation
+
+
+def validation_metric_issues(resolved: Mapping[str, Any]) -> list[ConfigIssue]:
+    """``trainer.validation_metric`` against the metrics the model says it reports (when its
+    class says: ``Model.metric_names``), so a misspelling fails before any work."""
+    model = resolved.get("model") or {}
+    try:
+        model_class = Model.by_name(str(model.get("type")))
+    except RegistryError:
+        return []
+    if "metric_names" not in vars(model_class):
+        return []
+    declared = model_class.metric_names(model)
+    if declared is None:
+        return []
+    wanted = (resolved.get("trainer") or {}).get("validation_metric", "-loss")
+    names = [wanted] if isinstance(wanted, str) else list(wanted)
+    known = sorted({"loss", *declared.exact})
+    issues = []
+    for signed in names:
+        name = signed.lstrip("+-")
+        if name == "loss" or declared.covers(name):
+            continue
+        per_label = (
+            f" (or per label/type: {', '.join(declared.patterns)})" if declared.patterns else ""
+        )
+        issues.append(
+            ConfigIssue(
+                errors.BAD_VALUE,
+                "trainer.validation_metric",
+                f"{model.get('type')} reports no metric {name!r}",
+                expected=f"'+' or '-' and one of: {', '.join(known)}{per_label}",
+                found=signed,
+                suggestion=did_you_mean(name, known),
+            )
+        )
+    return issues
 
 
 def evaluation_batch_size(config: Mapping[str, Any]) -> int:

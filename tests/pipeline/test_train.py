@@ -248,6 +248,25 @@ def test_experiment_failed_fresh_run_leaves_no_folder_to_block_the_rerun(
     half-made folder then blocked the corrected re-run."""
     config = tiny_classifier_config(epochs=1)
     config["trainer"]["validation_metric"] = "+acuracy"
+    with pytest.raises(ConfigurationError) as raised:
+        train_model(config, tmp_path / "run", quiet=True)
+    [issue] = raised.value.issues
+    assert (issue.path, issue.suggestion) == ("trainer.validation_metric", "accuracy")
+    assert not (tmp_path / "run").exists()  # a config error: nothing was made
+    config["trainer"]["validation_metric"] = "+0_f1"  # per label: known once data is read
+    assert validate_experiment(config).ok
+
+
+def test_experiment_failure_at_the_first_validation_removes_the_half_made_folder(
+    tmp_path, tiny_classifier_config, monkeypatch
+):
+    """When a model does not declare its metrics, a wrong name is found at the first validation;
+    the fresh run's folder is then removed so the corrected re-run needs no --force."""
+    from keel.models.basic_classifier import BasicClassifier
+
+    monkeypatch.setattr(BasicClassifier, "metric_names", classmethod(lambda cls, config: None))
+    config = tiny_classifier_config(epochs=1)
+    config["trainer"]["validation_metric"] = "+acuracy"
     with pytest.raises(TrainingError, match="acuracy"):
         train_model(config, tmp_path / "run", quiet=True)
     assert not (tmp_path / "run").exists()
