@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from keel.common import errors
 from keel.common.constraints import DataFile, NonNegative
@@ -71,7 +71,7 @@ def validation_metric_issues(resolved: Mapping[str, Any]) -> list[ConfigIssue]:
     class says: ``Model.metric_names``), so a misspelling fails before any work."""
     model = resolved.get("model") or {}
     try:
-        model_class = Model.by_name(str(model.get("type")))
+        model_class = cast(type[Model], Model.by_name(str(model.get("type"))))
     except RegistryError:
         return []
     if "metric_names" not in vars(model_class):
