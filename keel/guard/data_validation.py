@@ -163,7 +163,8 @@ def validate_data(
     name = str(path)
     report = ValidationReport(path=name)
     unseen: dict[str, Counter[str]] = {}
-    first_seen: dict[tuple[str, str], int] = {}  # (namespace, label) -> first instance number
+    # (namespace, label) -> (first instance number, its source line when the reader knows it)
+    first_seen: dict[tuple[str, str], tuple[int, int | None]] = {}
 
     def record(error: DataError, line: int | None = None) -> None:
         report.errors.append(
@@ -196,7 +197,9 @@ def validate_data(
                 for label in labels:
                     if label not in seen:
                         unseen.setdefault(namespace, Counter())[label] += 1
-                        first_seen.setdefault((namespace, label), report.instances)
+                        first_seen.setdefault(
+                            (namespace, label), (report.instances, instance.source_line)
+                        )
     except _StopReading:
         report.complete = False
         report.notes.append(f"stopped after {max_errors} errors (--max-errors)")
@@ -215,15 +218,16 @@ def validate_data(
     for namespace, counts in unseen.items():
         report.unseen_labels[namespace] = dict(counts)
         for label, count in sorted(counts.items()):
+            number, line = first_seen[(namespace, label)]
+            where = "" if line is not None else f", the first is instance {number} of the file"
             report.errors.append(
                 BadLine(
                     path=name,
-                    line=None,
+                    line=line,
                     code=errors.UNSEEN_LABEL,
                     reason=(
-                        f"label {label!r} ({count} instance{'s' if count != 1 else ''}, the "
-                        f"first is instance {first_seen[(namespace, label)]} of the file) never "
-                        f"occurs in training namespace {namespace!r}"
+                        f"label {label!r} ({count} instance{'s' if count != 1 else ''}{where}) "
+                        f"never occurs in training namespace {namespace!r}"
                     ),
                 )
             )

@@ -188,7 +188,4 @@ def test_cli_evaluate_unseen_label_names_its_file_and_line(tmp_path):
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = runner.invoke(app, ["evaluate", str(ARCHIVE), str(data)])
     _assert_clean_error(result, errors.UNSEEN_LABEL)
-    # Instances do not carry line numbers yet: the message names the instance (line 5 is the
-    # 4th instance after the header).
-    assert str(data) in result.output and "'neutral'" in result.output
-    assert "first is instance 4 of the file" in result.output
+    assert f"{data}:5:" in result.output and "'neutral'" in result.output

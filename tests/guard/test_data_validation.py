@@ -127,3 +127,23 @@ def test_data_validation_clean_file_is_ok(tmp_path):
     report = validate_data(TsvReader(), path, known_labels={"labels": {"0", "1"}})
     assert report.ok and report.instances == 2
     assert report.to_dict()["error_count"] == 0
+
+
+def test_data_validation_unseen_tag_names_the_line_of_its_sentence(tmp_path):
+    from keel.data.dataset_readers.conllu import ConlluDatasetReader
+
+    rows = [
+        "# sent_id = 1",
+        "1\tGood\tgood\tADJ\tJJ\t_\t2\tamod\t_\t_",
+        "2\tfilm\tfilm\tNOUN\tNN\t_\t0\troot\t_\t_",
+        "",
+        "# sent_id = 2",
+        "1\tOdd\todd\tWEIRD\tJJ\t_\t0\troot\t_\t_",
+        "",
+    ]
+    path = tmp_path / "dev.conllu"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report = validate_data(ConlluDatasetReader(), path, known_labels={"labels": {"ADJ", "NOUN"}})
+    [bad] = report.errors
+    assert (bad.code, bad.line) == (errors.UNSEEN_LABEL, 6)
+    assert bad.render().startswith(f"{path}:6: [KD006] label 'WEIRD'")

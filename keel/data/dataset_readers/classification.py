@@ -62,8 +62,9 @@ class ClassificationReader(DatasetReader):
 
     def _rows(
         self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[str, str | int | None]]:
-        """``(text, label)`` per good line; a bad line goes to ``on_error``, or raises without."""
+    ) -> Iterator[tuple[int, str, str | int | None]]:
+        """``(line number, text, label)`` per good line; a bad line goes to ``on_error``, or
+        raises without."""
         raise NotImplementedError
 
     def text_to_instance(self, text: str, label: str | int | None = None) -> Instance:
@@ -75,16 +76,18 @@ class ClassificationReader(DatasetReader):
         rows = self._rows(str(file_path), None)
         if self.max_instances is not None:
             rows = islice(rows, self.max_instances)
-        for text, label in rows:
+        for _, text, label in rows:
             yield {"text": text, "label": label}
 
-    def _make_instance(self, tokens: list[Token], label: str | int | None) -> Instance:
+    def _make_instance(
+        self, tokens: list[Token], label: str | int | None, line: int | None = None
+    ) -> Instance:
         if self.max_sequence_length is not None:
             tokens = tokens[: self.max_sequence_length]
         fields: dict[str, Field] = {"tokens": TextField(tokens, self.token_indexers)}
         if label is not None:
             fields["label"] = LabelField(label, skip_indexing=self.skip_label_indexing)
-        return Instance(fields)
+        return Instance(fields, line)
 
     def _label(self, raw: object, path: str, line: int, excerpt: str) -> str | int | None:
         """Normalise a label: str for vocabulary lookup, or int when ``skip_label_indexing``."""
@@ -112,9 +115,9 @@ class ClassificationReader(DatasetReader):
         return str(raw)
 
     def _instances_from_rows(
-        self, rows: Iterable[tuple[str, str | int | None]]
+        self, rows: Iterable[tuple[int, str, str | int | None]]
     ) -> Iterator[Instance]:
-        """Instances for ``(text, label)`` rows, tokenizing ``CHUNK_SIZE`` texts per call."""
+        """Instances for ``(line, text, label)`` rows, tokenizing ``CHUNK_SIZE`` texts per call."""
         rows = iter(rows)
         make = self._make_instance
         batch_tokenize = self.tokenizer.batch_tokenize
@@ -127,10 +130,11 @@ class ClassificationReader(DatasetReader):
                 chunk = list(islice(rows, chunk_size))
                 if not chunk:
                     break
-                texts = [text for text, _ in chunk]
+                texts = [text for _, text, _ in chunk]
                 tokenized = batch_tokenize(texts)
                 instances = [
-                    make(tokens, label) for tokens, (_, label) in zip(tokenized, chunk, strict=True)
+                    make(tokens, label, line)
+                    for tokens, (line, _, label) in zip(tokenized, chunk, strict=True)
                 ]
             yield from instances
 

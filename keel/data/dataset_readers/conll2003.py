@@ -83,7 +83,7 @@ class Conll2003DatasetReader(TaggingReader):
             except DataError as error:
                 reader.fail(error)
                 continue
-            yield Sentence(list(columns[0]), tags, features)
+            yield Sentence(list(columns[0]), tags, features, line=line_numbers[0])
 
     def _column(
         self, columns: list[tuple[str, ...]], label: str, file_path: str, line_numbers: list[int]

@@ -49,10 +49,11 @@ class ConlluDatasetReader(TaggingReader):
         reader = SentenceLines(file_path, on_error)
         words: list[str] = []
         tags: list[str] = []
+        first = 0  # the line of the sentence's first word
         for line_number, line in reader.lines():
             if not line.strip():
                 if words and not reader.bad:
-                    yield Sentence(words, tags)
+                    yield Sentence(words, tags, line=first)
                 words, tags, reader.bad = [], [], False
                 continue
             if line.startswith("#") or reader.bad:
@@ -65,6 +66,8 @@ class ConlluDatasetReader(TaggingReader):
                 and int(word_id) == len(words) + 1
                 and parts[tag_column] != "_"
             ):
+                if not words:
+                    first = line_number
                 words.append(parts[1])
                 tags.append(parts[tag_column])
                 continue
@@ -76,7 +79,7 @@ class ConlluDatasetReader(TaggingReader):
                 )
             # Otherwise a multiword-token range or an empty node: skipped.
         if words and not reader.bad:
-            yield Sentence(words, tags)
+            yield Sentence(words, tags, line=first)
 
     def _problem(self, parts: list[str], expected_id: int) -> tuple[str, str] | None:
         """What is wrong with a word line (split on tabs), or None."""

@@ -35,6 +35,8 @@ class Sentence:
     words: list[str]
     tags: list[str]
     features: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: the line of its first word
+    line: int | None = None
 
 
 class TaggingReader(DatasetReader):
@@ -88,6 +90,7 @@ class TaggingReader(DatasetReader):
     def _instances(self, sentences: Iterator[Sentence]) -> Iterator[Instance]:
         for sentence in sentences:
             instance = self.text_to_instance(sentence.words, sentence.tags)
+            instance.source_line = sentence.line
             text_field = instance["tokens"]
             for name, (namespace, values) in sentence.features.items():
                 instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
@@ -165,4 +168,4 @@ class SequenceTaggingDatasetReader(TaggingReader):
                 words.append(word)
                 tags.append(tag)
             else:
-                yield Sentence(words, tags)
+                yield Sentence(words, tags, line=line_number)

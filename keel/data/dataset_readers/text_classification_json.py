@@ -40,12 +40,12 @@ class TextClassificationJsonReader(ClassificationReader):
 
     def _rows(
         self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[str, str | int | None]]:
+    ) -> Iterator[tuple[int, str, str | int | None]]:
         for line_number, line in read_lines(file_path, on_error):
             if not line.strip():
                 continue
             try:
-                yield self._parse(line, file_path, line_number)
+                yield (line_number, *self._parse(line, file_path, line_number))
             except DataError as error:
                 if on_error is None:
                     raise

@@ -48,7 +48,7 @@ class TsvReader(ClassificationReader):
 
     def _rows(
         self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[str, str | int | None]]:
+    ) -> Iterator[tuple[int, str, str | int | None]]:
         delimiter = self.delimiter
         lines = read_lines(file_path, on_error)
         first = next(lines, None)
@@ -107,4 +107,4 @@ class TsvReader(ClassificationReader):
                     raise
                 on_error(error)
                 continue
-            yield parts[text_index].strip(), label
+            yield line_number, parts[text_index].strip(), label
