@@ -163,7 +163,7 @@ def archive_model(
 
 
 def load_archive(
-    archive_path: str | os.PathLike[str],
+    archive_path: str | os.PathLike[str] | ArchiveSnapshot,
     *,
     include_packages: Iterable[str] = (),
     limits: ArchiveLimits | None = None,
@@ -188,6 +188,7 @@ def load_archive(
             manifest,
         ),
     ):
+        archive_path = snapshot.source  # what messages name
         if trust_bundled_code:
             load_bundled_code(root, manifest)
         risks = check_archive_components(archive_path, manifest, trust_bundled_code)

@@ -119,8 +119,11 @@ class _Context:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> Report:
-    """Run every verify step on ``archive_path``; see the module docstring."""
+def verify_archive(
+    archive_path: str | os.PathLike[str] | ArchiveSnapshot, **options: Any
+) -> Report:
+    """Run every verify step on ``archive_path`` (or a snapshot of it taken by the caller, who
+    then loads the same bytes); see the module docstring."""
     settings = VerifyOptions(**options)
     unknown = sorted(set(settings.allow_unchecked) - {SIGNATURE_STEP, *STEP_NAMES})
     if unknown:
@@ -128,9 +131,9 @@ def verify_archive(archive_path: str | os.PathLike[str], **options: Any) -> Repo
             f"--allow-unchecked names no verify step: {', '.join(unknown)} "
             f"(steps: {', '.join(STEP_NAMES)})"
         )
-    archive_path = str(archive_path)
+    subject = archive_path.source if isinstance(archive_path, ArchiveSnapshot) else archive_path
     import_plugins(settings.include_packages)
-    report = Report("verify", archive_path)
+    report = Report("verify", str(subject))
     try:
         # One snapshot of the bytes for the signature and every step: no swap in between.
         with archive_snapshot(archive_path, settings.limits) as snapshot:

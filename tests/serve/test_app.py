@@ -45,9 +45,10 @@ def archive_path(tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def running(app) -> Iterator[str]:
-    """``app`` behind a real uvicorn server on loopback in a thread; yields its base URL."""
-    config = uvicorn.Config(app, host=LOOPBACK, port=0, log_level="warning", lifespan="off")
+def running(app, ready: bool = True) -> Iterator[str]:
+    """``app`` behind a real uvicorn server on loopback in a thread; yields its base URL once
+    ``/readyz`` answers 200 (or at once with ``ready=False``)."""
+    config = uvicorn.Config(app, host=LOOPBACK, port=0, log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -56,8 +57,12 @@ def running(app) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
     port = instance.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{LOOPBACK}:{port}"
+    while ready and request(f"{url}/readyz")[0] != 200:
+        assert time.monotonic() < deadline, request(f"{url}/readyz")
+        time.sleep(0.05)
     try:
-        yield f"http://{LOOPBACK}:{port}"
+        yield url
     finally:
         instance.should_exit = True
         thread.join(timeout=30)
@@ -66,7 +71,7 @@ def running(app) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(archive_path) -> Iterator[str]:
-    with running(create_app(archive_path, batch_size=2)) as url:
+    with running(create_app(archive_path, max_batch_size=2)) as url:
         yield url
 
 
@@ -85,7 +90,8 @@ def post(server: str, payload: object) -> tuple[int, object]:
 
 
 def test_serve_health_and_info(server, archive_path) -> None:
-    assert request(f"{server}/health") == (200, {"status": "ok"})
+    assert request(f"{server}/health") == (200, {"status": "alive"})
+    assert request(f"{server}/healthz") == (200, {"status": "alive"})
     status, info = request(f"{server}/info")
     assert status == 200
     assert info["model_type"] == "basic_classifier"
@@ -133,11 +139,11 @@ def test_serve_bad_input_gets_keel_error_code_and_message(
 
 
 def test_serve_too_many_inputs_is_refused(archive_path) -> None:
-    with running(create_app(load_archive(archive_path), max_items=2)) as url:
+    with running(create_app(archive_path, max_items=2)) as url:
         status, payload = post(url, [{"text": "a"}] * 3)
-    assert status == 400
-    assert payload["error"]["code"] == errors.BAD_VALUE
-    assert "at most 2" in payload["error"]["message"]
+    assert status == 413
+    assert payload["error"]["code"] == errors.INPUT_TOO_LARGE
+    assert "the limit is 2" in payload["error"]["message"]
 
 
 def free_port() -> int:
@@ -185,6 +191,9 @@ def test_serve_cli_requires_a_trusted_signature(archive_path, tmp_path) -> None:
     try:
         url = f"http://{LOOPBACK}:{port}"
         wait_for_health(url, process)
+        while request(f"{url}/readyz")[0] != 200:
+            assert process.poll() is None
+            time.sleep(0.1)
         status, output = post(url, {"text": SENTENCES[0]})
         assert status == 200 and output["label"] in {"0", "1"}
     finally:
