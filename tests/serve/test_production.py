@@ -57,6 +57,8 @@ WORDS = [
     "short",
 ]
 POISON_SOURCE = """
+import time
+
 import torch
 
 from keel.models.basic_classifier import BasicClassifier
@@ -73,6 +75,8 @@ class PoisonableClassifier(BasicClassifier):
         unknown = ((tokens["tokens"] == 1) & tokens["mask"]).sum(dim=1)
         if bool((unknown == 17).any()):
             raise RuntimeError("poisoned input")
+        if bool((unknown == 16).any()):
+            time.sleep(2.0)  # a slow forward pass
         return super().forward(**batch)
 """
 
@@ -280,3 +284,17 @@ def test_serve_sigterm_drains_in_flight_requests_then_exits_0(archive_path, tmp_
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_serve_probes_answer_within_milliseconds_while_a_batch_runs(poison_archive):
+    slow = " ".join(["zqxjv"] * 16)  # 16 unknown words: a 2-second forward pass
+    app = create_app(poison_archive, include_packages=("poisonpkg",), max_wait_ms=0)
+    with running(app) as url, ThreadPoolExecutor(1) as pool:
+        running_batch = pool.submit(call, f"{url}/predict", {"text": slow})
+        time.sleep(0.5)  # the forward pass is under way
+        assert not running_batch.done()
+        for probe in ("/healthz", "/readyz"):
+            started = time.monotonic()
+            assert call(f"{url}{probe}")[0] == 200
+            assert time.monotonic() - started < 0.25, probe
+        assert running_batch.result()[0] == 200
