@@ -30,3 +30,20 @@ def tiny_classifier_config():
         )
 
     return load
+
+
+def install_plugin_package(root: Path, name: str, source: str) -> Path:
+    """Write ``source`` as package ``name`` under ``root/src``, put that folder on ``sys.path``
+    and import the package so its components register; returns the ``src`` folder (the caller
+    removes it from ``sys.path`` when the package must disappear)."""
+    import sys
+
+    from keel.common.registry import import_module_and_submodules
+
+    src = root / "src"
+    package = src / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(source, encoding="utf-8")
+    sys.path.insert(0, str(src))
+    import_module_and_submodules(name)
+    return src

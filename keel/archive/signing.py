@@ -149,6 +149,14 @@ def trusted_public_keys(
     return [load_public_key(path) for path in paths]
 
 
+def keys_from_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
+    """Public keys from paths that are key files or folders of ``*.pub`` keys, mixed."""
+    given = [Path(path) for path in paths]
+    return trusted_public_keys(
+        [path for path in given if not path.is_dir()], [path for path in given if path.is_dir()]
+    )
+
+
 def _archive_hashes(snapshot: ArchiveSnapshot) -> tuple[str, str]:
     """The sha256 of the archive's bytes and of its manifest, both from one snapshot."""
     manifest = read_member_bytes(snapshot.path, MANIFEST_NAME)

@@ -117,11 +117,6 @@ def serve(
 
 def _check_signature_now(archive: Path, keys: list[Path]) -> None:
     """A missing or wrong signature is a start-up error (exit 2), not a never-ready server."""
-    from keel.archive.signing import trusted_public_keys, verify_signature
+    from keel.archive.signing import keys_from_paths, verify_signature
 
-    verify_signature(
-        archive,
-        trusted_public_keys(
-            [path for path in keys if not path.is_dir()], [path for path in keys if path.is_dir()]
-        ),
-    )
+    verify_signature(archive, keys_from_paths(keys))

@@ -59,12 +59,9 @@ def _load(
     """``load_archive`` with the command's trust options: a signature, when asked for, is
     checked on the same bytes that are then loaded."""
     from keel.archive.model_archive import load_archive
-    from keel.archive.signing import trusted_public_keys
+    from keel.archive.signing import keys_from_paths
 
-    keys = trusted_public_keys(
-        [path for path in trusted_keys if not path.is_dir()],
-        [path for path in trusted_keys if path.is_dir()],
-    )
+    keys = keys_from_paths(trusted_keys)
     if require_signature and not keys:
         raise DataError(
             "--require-signature needs --trusted-keys (a public key or a folder of them)",

@@ -46,8 +46,7 @@ class FBetaMeasure(Metric):
         gold_labels: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> None:
-        predictions = predictions.detach()
-        gold_labels, mask = self.detach_tensors(gold_labels, mask)
+        predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
         gold_labels = self.require_gold_shape(
             "fbeta",
             predictions,

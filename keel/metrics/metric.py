@@ -49,6 +49,12 @@ class Metric(Registrable):
         return gold_labels
 
     @staticmethod
-    def detach_tensors(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    def detach_tensors(
+        predictions: torch.Tensor, gold_labels: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The tensors cut from the autograd graph, so accumulating them keeps no graph alive."""
-        return tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in tensors)
+        return (
+            predictions.detach(),
+            gold_labels.detach() if gold_labels is not None else None,
+            mask.detach() if mask is not None else None,
+        )

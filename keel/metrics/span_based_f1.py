@@ -70,8 +70,7 @@ class SpanBasedF1Measure(Metric):
         gold_labels: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> None:
-        predictions = predictions.detach()
-        gold_labels, mask = self.detach_tensors(gold_labels, mask)
+        predictions, gold_labels, mask = self.detach_tensors(predictions, gold_labels, mask)
         if predictions.dim() == 3:
             predictions = predictions.argmax(dim=-1)
         gold_labels = self.require_gold_shape(

@@ -36,7 +36,7 @@ import torch
 import keel
 from keel.archive.archive import archive_snapshot
 from keel.archive.model_archive import Archive, load_archive
-from keel.archive.signing import trusted_public_keys
+from keel.archive.signing import keys_from_paths
 from keel.common import errors
 from keel.common.errors import KeelError
 from keel.common.optional_dependencies import require
@@ -188,8 +188,8 @@ class _Metrics:
 def _prepare(state: _State, settings: ServeSettings) -> None:
     """Verify, then load, one snapshot of the archive's bytes (no swap in between)."""
     keys_paths = [Path(path) for path in settings.trusted_keys]
-    signers = [str(path) for path in keys_paths if not path.is_dir()]
-    key_dirs = [str(path) for path in keys_paths if path.is_dir()]
+    signers = tuple(str(path) for path in keys_paths if not path.is_dir())
+    key_dirs = tuple(str(path) for path in keys_paths if path.is_dir())
     try:
         with archive_snapshot(settings.archive) as snapshot:
             state.archive_sha256 = snapshot.sha256
@@ -198,8 +198,8 @@ def _prepare(state: _State, settings: ServeSettings) -> None:
                 include_packages=settings.include_packages,
                 allow_env_drift=settings.allow_env_drift,
                 allow_unchecked=settings.allow_unchecked,
-                signers=tuple(signers),
-                trusted_keys_dirs=tuple(key_dirs),
+                signers=signers,
+                trusted_keys_dirs=key_dirs,
             )
             state.report = report
             state.verified_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -213,7 +213,7 @@ def _prepare(state: _State, settings: ServeSettings) -> None:
                 include_packages=settings.include_packages,
                 trust_bundled_code=settings.trust_bundled_code,
                 require_signature=settings.require_signature,
-                trusted_keys=trusted_public_keys(signers, key_dirs),
+                trusted_keys=keys_from_paths(settings.trusted_keys),
             )
     except KeelError as error:
         state.status = "failed"

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from keel.common.params import load_config
-from keel.common.registry import import_module_and_submodules
 from keel.guard.verify import FAIL, PASS, SKIPPED, verify_archive
 from keel.pipeline.train import train_model
-from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER
+from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER, install_plugin_package
 
 PLUGIN_SOURCE = """
 import torch
@@ -71,12 +70,8 @@ def archive(tmp_path_factory) -> Path:
 def plugin_archive(tmp_path_factory) -> tuple[Path, Path]:
     """An archive whose model comes from a package outside keel: (archive, package folder)."""
     root = tmp_path_factory.mktemp("plugin")
-    package = root / "src" / "scaledpkg"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
-    sys.path.insert(0, str(root / "src"))
+    src = install_plugin_package(root, "scaledpkg", PLUGIN_SOURCE)
     try:
-        import_module_and_submodules("scaledpkg")
         data = mixed_case_data(root / "data")
         result = train_model(
             tiny_config(data, "scaled_classifier"),
@@ -85,8 +80,8 @@ def plugin_archive(tmp_path_factory) -> tuple[Path, Path]:
             include_packages=["scaledpkg"],
         )
     finally:
-        sys.path.remove(str(root / "src"))
-    return result.archive_path, root / "src"
+        sys.path.remove(str(src))
+    return result.archive_path, src
 
 
 def statuses(report) -> dict[str, str]:
@@ -318,11 +313,7 @@ def custom_outputs_archives(tmp_path_factory):
     """Archives of two models whose outputs are neither logits nor label: one declares its
     golden outputs, one does not."""
     root = tmp_path_factory.mktemp("custom-outputs")
-    package = root / "src" / "renamedpkg"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(CUSTOM_OUTPUTS_SOURCE, encoding="utf-8")
-    sys.path.insert(0, str(root / "src"))
-    import_module_and_submodules("renamedpkg")
+    src = install_plugin_package(root, "renamedpkg", CUSTOM_OUTPUTS_SOURCE)
     data = mixed_case_data(root / "data")
     archives = {
         name: train_model(
@@ -331,7 +322,7 @@ def custom_outputs_archives(tmp_path_factory):
         for name in ("renamed_output_classifier", "undeclared_output_classifier")
     }
     yield archives, sys.modules["renamedpkg"]
-    sys.path.remove(str(root / "src"))
+    sys.path.remove(str(src))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,11 +26,10 @@ pytest.importorskip("prometheus_client")
 
 from keel.archive.model_archive import load_archive  # noqa: E402
 from keel.common import errors  # noqa: E402
-from keel.common.registry import import_module_and_submodules  # noqa: E402
 from keel.pipeline.train import train_model  # noqa: E402
 from keel.predict.predictor import Predictor  # noqa: E402
 from keel.serve.app import create_app  # noqa: E402
-from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER  # noqa: E402
+from tests.conftest import SST2_SAMPLE, TINY_CLASSIFIER, install_plugin_package  # noqa: E402
 from tests.serve.test_app import (  # noqa: E402
     KEEL,
     LOOPBACK,
@@ -111,11 +109,7 @@ def poison_archive(tmp_path_factory) -> Path:
     from keel.common.params import load_config
 
     root = tmp_path_factory.mktemp("poison")
-    package = root / "src" / "poisonpkg"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(POISON_SOURCE, encoding="utf-8")
-    sys.path.insert(0, str(root / "src"))
-    import_module_and_submodules("poisonpkg")
+    install_plugin_package(root, "poisonpkg", POISON_SOURCE)
     config = load_config(TINY_CLASSIFIER, ext_vars={"data_dir": str(SST2_SAMPLE), "epochs": "1"})
     config["model"]["type"] = "poisonable_classifier"
     return train_model(
