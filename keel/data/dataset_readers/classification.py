@@ -11,6 +11,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
+    MAX_LINE_BYTES,
     DatasetReader,
     default_token_indexers,
     existing_file,
@@ -40,8 +41,9 @@ class ClassificationReader(DatasetReader):
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(max_instances=max_instances)
+        super().__init__(max_instances=max_instances, max_line_bytes=max_line_bytes)
         self.tokenizer = tokenizer if tokenizer is not None else WhitespaceTokenizer()
         self.token_indexers = default_token_indexers(token_indexers)
         self.skip_label_indexing = skip_label_indexing

@@ -9,7 +9,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
 from keel.data import span_utils
-from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader
 from keel.data.dataset_readers.sequence_tagging import (
     OnError,
     Sentence,
@@ -42,8 +42,9 @@ class Conll2003DatasetReader(TaggingReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(token_indexers, label_namespace, max_instances)
+        super().__init__(token_indexers, label_namespace, max_instances, max_line_bytes)
         for name, value in [("tag_label", tag_label)] + [
             ("feature_labels", label) for label in feature_labels or []
         ]:
@@ -68,7 +69,7 @@ class Conll2003DatasetReader(TaggingReader):
         self.feature_labels = list(feature_labels or [])
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
-        reader = SentenceLines(file_path, on_error)
+        reader = SentenceLines(file_path, on_error, self.max_line_bytes)
         for line_numbers, rows in self._blocks(reader):
             columns = list(zip(*rows, strict=True))
             try:

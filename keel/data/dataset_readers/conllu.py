@@ -8,7 +8,7 @@ from typing import Annotated
 from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
-from keel.data.dataset_readers.dataset_reader import DatasetReader
+from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader
 from keel.data.dataset_readers.sequence_tagging import (
     OnError,
     Sentence,
@@ -35,8 +35,9 @@ class ConlluDatasetReader(TaggingReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(token_indexers, label_namespace, max_instances)
+        super().__init__(token_indexers, label_namespace, max_instances, max_line_bytes)
         if tag_label not in _TAG_COLUMNS:
             raise ConfigurationError(
                 f"tag_label {tag_label!r} is not a CoNLL-U tag column; expected upos or xpos",
@@ -46,7 +47,7 @@ class ConlluDatasetReader(TaggingReader):
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         tag_column = _TAG_COLUMNS[self.tag_label]
-        reader = SentenceLines(file_path, on_error)
+        reader = SentenceLines(file_path, on_error, self.max_line_bytes)
         words: list[str] = []
         tags: list[str] = []
         first = 0  # the line of the sentence's first word

@@ -22,10 +22,12 @@ class DatasetReader(Registrable):
     yields nothing, so a wrong path or an empty split fails loudly instead of training on air.
     """
 
-    def __init__(self, max_instances: int | None = None) -> None:
+    def __init__(self, max_instances: int | None = None, max_line_bytes: int | None = None) -> None:
         if max_instances is not None and max_instances < 1:
             raise ValueError(f"max_instances must be at least 1, got {max_instances}")
         self.max_instances = max_instances
+        #: the longest line this reader takes (``read_lines``), refused with file:line beyond
+        self.max_line_bytes = max_line_bytes if max_line_bytes is not None else MAX_LINE_BYTES
 
     def read(self, file_path: str | Path) -> Iterator[Instance]:
         """Instances from ``file_path``, lazily (a missing file fails now, not on first use)."""

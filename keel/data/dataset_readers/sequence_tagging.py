@@ -12,6 +12,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
+    MAX_LINE_BYTES,
     DatasetReader,
     default_token_indexers,
     existing_file,
@@ -51,8 +52,9 @@ class TaggingReader(DatasetReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(max_instances=max_instances)
+        super().__init__(max_instances=max_instances, max_line_bytes=max_line_bytes)
         self.token_indexers = default_token_indexers(token_indexers)
         self.label_namespace = label_namespace
         # Words carry only their text, so each distinct word is one shared token.
@@ -107,9 +109,12 @@ class SentenceLines:
     ``fail(error)`` raises without ``on_error``; with it, reports and marks the block bad.
     """
 
-    def __init__(self, file_path: str, on_error: OnError) -> None:
+    def __init__(
+        self, file_path: str, on_error: OnError, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> None:
         self.file_path = file_path
         self.on_error = on_error
+        self.max_line_bytes = max_line_bytes
         self.bad = False
 
     def fail(self, error: DataError) -> None:
@@ -119,7 +124,11 @@ class SentenceLines:
         self.on_error(error)
 
     def lines(self) -> Iterator[tuple[int, str]]:
-        return read_lines(self.file_path, self.fail if self.on_error is not None else None)
+        return read_lines(
+            self.file_path,
+            self.fail if self.on_error is not None else None,
+            self.max_line_bytes,
+        )
 
 
 @DatasetReader.register("sequence_tagging")
@@ -136,8 +145,9 @@ class SequenceTaggingDatasetReader(TaggingReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(token_indexers, label_namespace, max_instances)
+        super().__init__(token_indexers, label_namespace, max_instances, max_line_bytes)
         if not word_tag_delimiter:
             raise ValueError("word_tag_delimiter must not be empty")
         self.word_tag_delimiter = word_tag_delimiter
@@ -145,7 +155,7 @@ class SequenceTaggingDatasetReader(TaggingReader):
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         delimiter = self.word_tag_delimiter
-        reader = SentenceLines(file_path, on_error)
+        reader = SentenceLines(file_path, on_error, self.max_line_bytes)
         for line_number, line in reader.lines():
             if not line.strip():
                 continue

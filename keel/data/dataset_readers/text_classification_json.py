@@ -9,7 +9,7 @@ from typing import Annotated
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.classification import ClassificationReader, missing_key_error
-from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
+from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, read_lines
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.tokenizer import Tokenizer
 
@@ -27,6 +27,7 @@ class TextClassificationJsonReader(ClassificationReader):
         text_key: str = "text",
         label_key: str = "label",
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
         super().__init__(
             tokenizer=tokenizer,
@@ -34,6 +35,7 @@ class TextClassificationJsonReader(ClassificationReader):
             skip_label_indexing=skip_label_indexing,
             max_sequence_length=max_sequence_length,
             max_instances=max_instances,
+            max_line_bytes=max_line_bytes,
         )
         self.text_key = text_key
         self.label_key = label_key
@@ -41,7 +43,7 @@ class TextClassificationJsonReader(ClassificationReader):
     def _rows(
         self, file_path: str, on_error: Callable[[DataError], None] | None
     ) -> Iterator[tuple[int, str, str | int | None]]:
-        for line_number, line in read_lines(file_path, on_error):
+        for line_number, line in read_lines(file_path, on_error, self.max_line_bytes):
             if not line.strip():
                 continue
             try:

@@ -9,7 +9,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.classification import ClassificationReader
-from keel.data.dataset_readers.dataset_reader import DatasetReader, read_lines
+from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, read_lines
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.tokenizer import Tokenizer
 
@@ -32,6 +32,7 @@ class TsvReader(ClassificationReader):
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
         max_instances: Annotated[int, Positive] | None = None,
+        max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
         super().__init__(
             tokenizer=tokenizer,
@@ -39,6 +40,7 @@ class TsvReader(ClassificationReader):
             skip_label_indexing=skip_label_indexing,
             max_sequence_length=max_sequence_length,
             max_instances=max_instances,
+            max_line_bytes=max_line_bytes,
         )
         if not delimiter:
             raise ValueError("delimiter must not be empty")
@@ -50,7 +52,7 @@ class TsvReader(ClassificationReader):
         self, file_path: str, on_error: Callable[[DataError], None] | None
     ) -> Iterator[tuple[int, str, str | int | None]]:
         delimiter = self.delimiter
-        lines = read_lines(file_path, on_error)
+        lines = read_lines(file_path, on_error, self.max_line_bytes)
         first = next(lines, None)
         if first is None:
             return  # empty file: read() reports it as having no instances

@@ -37,3 +37,22 @@ def test_reader_default_limit_refuses_a_50_megabyte_line(tmp_path):
     with pytest.raises(DataError) as raised:
         list(TsvReader().read(path))
     assert raised.value.code == errors.INPUT_TOO_LARGE and raised.value.line == 2
+
+
+def test_every_line_reader_takes_its_limit_from_the_config(tmp_path):
+    from keel.common.from_params import build
+    from keel.data.dataset_readers.dataset_reader import DatasetReader
+
+    tsv = tmp_path / "data.tsv"
+    tsv.write_text("sentence\tlabel\n" + "word " * 100 + "\t1\n", encoding="utf-8")
+    conllu = tmp_path / "data.conllu"
+    conllu.write_text("1\t" + "w" * 300 + "\tw\tNOUN\tNN\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    for config, path in (
+        ({"type": "tsv", "max_line_bytes": 100}, tsv),
+        ({"type": "conllu", "max_line_bytes": 100}, conllu),
+    ):
+        reader = build(DatasetReader, config)
+        with pytest.raises(DataError) as raised:
+            list(reader.read(path))
+        assert raised.value.code == errors.INPUT_TOO_LARGE, config
+        assert list(build(DatasetReader, {**config, "max_line_bytes": 10_000}).read(path))
