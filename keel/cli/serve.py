@@ -42,6 +42,9 @@ def serve(
     max_input_characters: Annotated[
         int | None, typer.Option("--max-input-characters", min=1, help="Per input; then 422.")
     ] = None,
+    max_input_tokens: Annotated[
+        int | None, typer.Option("--max-input-tokens", min=1, help="Per input; then 422.")
+    ] = None,
     predictor: Annotated[str | None, typer.Option("--predictor")] = None,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
@@ -86,6 +89,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_items=max_items,
         max_input_characters=max_input_characters,
+        max_input_tokens=max_input_tokens,
         include_packages=tuple(include_package),
         trust_bundled_code=trust_bundled_code,
         require_signature=require_signature or bool(keys),
