@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
+import time
+from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +30,8 @@ from keel.common.errors import DataError
 # A JSON input of one sentence or document is kilobytes; a megabyte line is a mistake or an attack.
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
+logger = logging.getLogger("keel.cli.predict")
+
 TrustBundledCode = Annotated[
     bool,
     typer.Option(
@@ -32,6 +39,15 @@ TrustBundledCode = Annotated[
         help="Import the custom code stored in the archive (after checking its hashes).",
     ),
 ]
+
+
+class OnError(StrEnum):
+    """What ``keel predict`` does with a bad input line."""
+
+    fail = "fail"
+    record = "record"
+
+
 RequireSignature = Annotated[
     bool,
     typer.Option(
@@ -133,25 +149,37 @@ def evaluate(
         Path | None, typer.Option("--output-file", help="Write the metrics here as JSON.")
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    predictions_output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions-output-file",
+            help="Write one JSON line per instance: its index, line, gold value and prediction.",
+        ),
+    ] = None,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
     require_signature: RequireSignature = False,
     trusted_keys: TrustedKeys = [],  # noqa: B006
 ) -> None:
-    """Evaluate an archived model on DATA; prints and optionally writes the metrics."""
+    """Evaluate an archived model on DATA; prints and optionally writes the metrics, with
+    per-class precision/recall/F1 and a confusion matrix for labels and tags."""
     from keel.common.file_utils import atomic_write_json
+    from keel.predict.predictor import Predictor, to_jsonable
+    from keel.training.evaluation import class_report, gold_and_predicted
     from keel.training.evaluation import evaluate as run_evaluation
     from keel.training.experiment import evaluation_batch_size
 
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     reader = loaded.validation_dataset_reader
     instances = list(reader.read(data))
+    outputs: list[dict[str, Any]] = []
     try:
         metrics = run_evaluation(
             loaded.model,
             instances,
             loaded.vocab,
             batch_size=batch_size or evaluation_batch_size(loaded.config),
+            collect=outputs.extend,
         )
     except DataError as error:
         if error.code != errors.UNSEEN_LABEL:
@@ -159,10 +187,31 @@ def evaluate(
         from keel.guard.data_validation import locate_unseen_label
 
         raise locate_unseen_label(reader, data, loaded.vocab, error) from error
+    pairs = [
+        pair
+        for instance, output in zip(instances, outputs, strict=True)
+        for pair in gold_and_predicted(instance, output)
+    ]
     _print_metrics(f"evaluation of {archive.name} on {data.name}", metrics)
+    if pairs:
+        metrics.update(class_report(pairs))
     sys.stdout.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if output_file:
         atomic_write_json(output_file, metrics)
+    if predictions_output_file:
+        chosen = Predictor.from_archive(loaded)
+        rows = []
+        for index, (instance, output) in enumerate(zip(instances, outputs, strict=True)):
+            gold = [gold for gold, _ in gold_and_predicted(instance, output)]
+            rows.append(
+                {
+                    "index": index,
+                    "line": instance.source_line,
+                    "gold": gold[0] if "label" in output else gold,
+                    **to_jsonable(chosen.to_json(output)),
+                }
+            )
+        write_json_lines(rows, str(predictions_output_file))
 
 
 @keel_errors_exit
@@ -178,77 +227,187 @@ def predict(
         int,
         typer.Option("--max-line-bytes", min=1, help="Refuse input lines longer than this."),
     ] = DEFAULT_MAX_LINE_BYTES,
+    on_error: Annotated[
+        OnError,
+        typer.Option("--on-error", help="fail: stop at a bad line; record: an error record."),
+    ] = OnError.fail,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
     require_signature: RequireSignature = False,
     trusted_keys: TrustedKeys = [],  # noqa: B006
 ) -> None:
-    """Predict with an archived model: one JSON object per input line, one per output line."""
+    """Predict with an archived model: one JSON object per input line, one per output line.
+
+    Output line N always answers input line N. Input keys the predictor does not read (an
+    ``id``) are passed through. A blank or bad line stops the command with its file:line
+    (``--on-error fail``), or gives an ``{"error": ...}`` record on its line (``record``).
+    """
     from keel.predict.predictor import Predictor
 
+    configure_logging()
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     chosen = Predictor.from_archive(loaded, predictor)
     source_name = "<stdin>" if input_file == "-" else input_file
-    inputs: list[tuple[int, dict[str, Any]]] = []
-    for number, line in _input_lines(input_file, source_name, max_line_bytes):
-        if not line.strip():
-            continue
+    record = on_error == OnError.record
+    rows: list[dict[str, Any] | None] = []
+    pending: list[tuple[int, int, dict[str, Any]]] = []  # (row index, line number, input)
+    for number, line in _input_lines(input_file, source_name, max_line_bytes, record):
+        rows.append(None)
         try:
-            inputs.append((number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"not valid JSON ({error.msg})", path=source_name, line=number, excerpt=line
-            ) from error
-        except RecursionError:
-            raise DataError(
-                "JSON nested too deeply to read", path=source_name, line=number, excerpt=line
-            ) from None
-    outputs: list[dict[str, Any]] = []
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        try:
-            outputs.extend(chosen.predict_batch_json([item for _, item in chunk]))
-        except DataError:
-            # Name the offending line: predict the chunk's lines one at a time.
-            for number, item in chunk:
-                try:
-                    chosen.predict_json(item)
-                except DataError as inner:
-                    raise DataError(
-                        inner.message,
-                        path=source_name,
-                        line=number,
-                        excerpt=json.dumps(item),
-                        code=inner.code,
-                    ) from inner
-            raise
-    write_json_lines(outputs, output_file)
+            if isinstance(line, DataError):
+                raise line
+            pending.append((len(rows) - 1, number, _parse_input(line, source_name, number)))
+        except DataError as error:
+            if not record:
+                raise
+            rows[-1] = _error_record(error, number)
+    with _progress(len(pending)) as advance:
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            outputs = _predict_chunk(
+                chosen, [(number, item) for _, number, item in chunk], source_name, record
+            )
+            for (row, _, _), output in zip(chunk, outputs, strict=True):
+                rows[row] = output
+            advance(len(chunk))
+    write_json_lines([row for row in rows if row is not None], output_file)
 
 
-def _input_lines(input_file: str, source_name: str, max_line_bytes: int) -> Any:
+def _parse_input(line: str, source_name: str, number: int) -> dict[str, Any]:
+    if not line.strip():
+        raise DataError(
+            "blank line: every input line needs a JSON object (--on-error record writes an "
+            "error record in its place)",
+            path=source_name,
+            line=number,
+        )
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"not valid JSON ({error.msg})", path=source_name, line=number, excerpt=line
+        ) from error
+    except RecursionError:
+        raise DataError(
+            "JSON nested too deeply to read", path=source_name, line=number, excerpt=line
+        ) from None
+    if not isinstance(item, dict):
+        raise DataError(
+            f"expected a JSON object, got {type(item).__name__}",
+            path=source_name,
+            line=number,
+            excerpt=line,
+        )
+    return item
+
+
+def _error_record(error: DataError, number: int) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message, "line": number}}
+
+
+def _predict_chunk(
+    chosen: Any, chunk: list[tuple[int, dict[str, Any]]], source_name: str, record: bool
+) -> list[dict[str, Any]]:
+    """The chunk's outputs in order; a bad input fails with its file:line or, with
+    ``record``, becomes an error record (the chunk is then predicted one input at a time)."""
+    try:
+        return list(chosen.predict_batch_json_with_passthrough([item for _, item in chunk]))
+    except DataError:
+        pass
+    outputs = []
+    for number, item in chunk:
+        try:
+            outputs.extend(chosen.predict_batch_json_with_passthrough([item]))
+        except DataError as inner:
+            error = DataError(
+                inner.message,
+                path=source_name,
+                line=number,
+                excerpt=json.dumps(item)[:200],
+                code=inner.code,
+            )
+            if not record:
+                raise error from inner
+            outputs.append(_error_record(error, number))
+    return outputs
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar with rate and ETA on a terminal; a log line every 30 s otherwise."""
+    if sys.stderr.isatty() and total:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            "predicting",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("predict", total=total)
+            yield lambda count: bar.advance(task, count)
+        return
+    started = last = time.monotonic()
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done, last
+        done += count
+        now = time.monotonic()
+        if now - last >= 30 or done == total:
+            rate = done / max(now - started, 1e-9)
+            left = (total - done) / rate if rate else 0.0
+            logger.info("predicted %d of %d inputs (%.0f/s, %.0f s left)", done, total, rate, left)
+            last = now
+
+    yield advance
+
+
+def _input_lines(
+    input_file: str, source_name: str, max_line_bytes: int, keep_going: bool = False
+) -> Any:
     """(number, text) of each input line, read in bounded pieces: a line over
-    ``max_line_bytes`` or one that is not UTF-8 is refused with its line number."""
+    ``max_line_bytes`` or one that is not UTF-8 is refused with its line number (with
+    ``keep_going``, yielded in its place as the DataError, and reading goes on)."""
     stream = sys.stdin.buffer if input_file == "-" else open(input_file, "rb")  # noqa: SIM115
     with stream:
         number = 0
         while raw := stream.readline(max_line_bytes + 1):
             number += 1
             if len(raw.rstrip(b"\r\n")) > max_line_bytes:
-                raise DataError(
+                while raw and not raw.endswith(b"\n"):  # the rest of the line, unkept
+                    raw = stream.readline(1024 * 1024)
+                too_long = DataError(
                     f"line is longer than the {max_line_bytes}-byte limit (--max-line-bytes)",
                     path=source_name,
                     line=number,
                     code=errors.INPUT_TOO_LARGE,
                 )
+                if not keep_going:
+                    raise too_long
+                yield number, too_long
+                continue
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
-                raise DataError(
+                bad = DataError(
                     f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
                     path=source_name,
                     line=number,
                     excerpt=raw.decode("utf-8", errors="replace"),
-                ) from None
+                )
+                if not keep_going:
+                    raise bad from None
+                yield number, bad
+                continue
+            yield number, text
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

@@ -116,6 +116,11 @@ class BasicClassifier(Model):
             self._fbeta(logits, label)
         return output
 
+    @property
+    def label_names(self) -> list[str]:
+        """The label of each output index, in order."""
+        return list(self._label_names)
+
     def make_output_human_readable(self, output_dict: dict[str, Any]) -> dict[str, Any]:
         """Adds ``label``, the most probable label per instance, and ``tokens``, the input
         tokens as the vocabulary of ``namespace`` spells them (padding dropped)."""

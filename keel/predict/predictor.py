@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy
 import torch
@@ -32,6 +32,9 @@ class Predictor(Registrable):
 
     max_input_characters: int = MAX_INPUT_CHARACTERS
     max_input_tokens: int = MAX_INPUT_TOKENS
+    #: the input keys the predictor reads; every other key of an input (an ``id``, say) is
+    #: passed through to its output
+    input_keys: ClassVar[tuple[str, ...]] = ()
 
     def check_text(self, text: str, key: str = "text") -> str:
         """``text`` when within ``max_input_characters``, else a DataError naming the limit."""
@@ -68,6 +71,18 @@ class Predictor(Registrable):
         instances = [self.json_to_instance(item) for item in inputs]
         return self.predict_batch_instances(instances)
 
+    def predict_batch_json_with_passthrough(
+        self, inputs: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``predict_batch_json``, each output preceded by its input's keys the predictor does
+        not read (an ``id``, a source): a pipeline can join outputs to inputs. An input key the
+        output also has is kept as ``input_<key>``."""
+        outputs = self.predict_batch_json(inputs)
+        return [
+            passthrough(item, output, self.input_keys)
+            for item, output in zip(inputs, outputs, strict=True)
+        ]
+
     def predict_batch_instances(self, instances: Sequence[Instance]) -> list[dict[str, Any]]:
         self.model.eval()
         outputs = self.model.forward_on_instances(instances)
@@ -88,6 +103,19 @@ class Predictor(Registrable):
             )
         predictor_class = Predictor.by_name(name)
         return predictor_class(archive.model, archive.validation_dataset_reader)
+
+
+def passthrough(
+    item: dict[str, Any], output: dict[str, Any], consumed: Sequence[str]
+) -> dict[str, Any]:
+    """``output`` preceded by ``item``'s keys not in ``consumed`` (see
+    ``Predictor.predict_batch_json_with_passthrough``)."""
+    carried = {
+        (f"input_{key}" if key in output else key): value
+        for key, value in item.items()
+        if key not in consumed
+    }
+    return {**carried, **output}
 
 
 def to_jsonable(value: Any) -> Any:

@@ -16,6 +16,7 @@ class SentenceTaggerPredictor(Predictor):
     """Registered as ``sentence_tagger``; a ``sentence`` is split with the ``word`` tokenizer."""
 
     _tokenizer = WordTokenizer()
+    input_keys = ("tokens", "sentence")
 
     def json_to_instance(self, inputs: dict[str, Any]) -> Instance:
         words = require_key(inputs, "tokens", "sentence")

@@ -189,3 +189,54 @@ def test_cli_evaluate_unseen_label_names_its_file_and_line(tmp_path):
     result = runner.invoke(app, ["evaluate", str(ARCHIVE), str(data)])
     _assert_clean_error(result, errors.UNSEEN_LABEL)
     assert f"{data}:5:" in result.output and "'neutral'" in result.output
+
+
+def test_cli_predict_aligns_output_lines_passes_ids_through_and_keys_probabilities(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": 7, "text": "a gorgeous film"}\n\n{"text": 5}\nnot json\n'
+        '{"id": "x", "sentence": "dull", "label": "gold"}\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["predict", str(ARCHIVE), str(source), "--on-error", "record"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 5  # output line N answers input line N
+    assert rows[0]["id"] == 7 and set(rows[0]["probabilities"]) == {"0", "1"}
+    assert rows[0]["probabilities"][rows[0]["label"]] == max(rows[0]["probs"])
+    assert [row["error"]["line"] for row in rows[1:4]] == [2, 3, 4]
+    assert rows[4]["id"] == "x" and rows[4]["input_label"] == "gold"  # a clash keeps both
+    failed = runner.invoke(app, ["predict", str(ARCHIVE), str(source)])
+    _assert_clean_error(failed, errors.BAD_DATA_LINE)
+    assert f"{source}:2: blank line" in failed.output
+
+
+def test_cli_evaluate_writes_a_prediction_per_instance_and_a_confusion_matrix(tmp_path):
+    tagger = ARCHIVE.with_name("format2-tagger.tar.gz")
+    data = Path(__file__).parents[2] / "examples" / "data" / "ud-ewt-sample"
+    predictions = tmp_path / "predictions.jsonl"
+    metrics_file = tmp_path / "metrics.json"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(tagger),
+            str(data / "en_ewt-ud-dev.sample.conllu"),
+            "--predictions-output-file",
+            str(predictions),
+            "--output-file",
+            str(metrics_file),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [row["index"] for row in rows] == list(range(len(rows))) and rows
+    assert all(len(row["gold"]) == len(row["tags"]) == len(row["words"]) for row in rows)
+    assert rows[0]["line"] == 5  # the sentence's first word, after its comment lines
+    metrics = json.loads(metrics_file.read_text())
+    matrix = metrics["confusion_matrix"]
+    tokens = sum(len(row["gold"]) for row in rows)
+    assert sum(map(sum, matrix["matrix"])) == tokens
+    correct = sum(matrix["matrix"][i][i] for i in range(len(matrix["labels"])))
+    assert correct / tokens == pytest.approx(metrics["accuracy"], abs=1e-9)
+    assert sum(item["support"] for item in metrics["per_class"].values()) == tokens

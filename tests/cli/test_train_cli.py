@@ -67,7 +67,9 @@ def test_cli_evaluate_prints_and_writes_the_recorded_accuracy(trained, tmp_path)
 
 
 def test_cli_predict_reads_stdin_and_files_and_writes_json_lines(trained, tmp_path) -> None:
-    lines = '{"text": "a gorgeous , witty movie ."}\n\n{"text": "dull , lifeless"}\n'
+    # No blank line: output line N answers input line N, so a blank line is an error (or, with
+    # --on-error record, an error record; see test_cli_errors.py).
+    lines = '{"text": "a gorgeous , witty movie ."}\n{"text": "dull , lifeless"}\n'
     result = keel("predict", str(trained / "model.tar.gz"), "-", stdin=lines)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 2
