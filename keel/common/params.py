@@ -124,8 +124,10 @@ def parse_overrides(
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``overrides`` into a copy of ``config``.
 
-    Objects merge key by key; any other value replaces. Dotted keys (``"trainer.num_epochs"``)
-    address nested objects, as in AllenNLP.
+    Objects merge key by key; any other value replaces. An object whose ``"type"`` differs
+    from the one it overrides replaces it whole (switching ``"type": "lstm"`` to ``"cnn"``
+    must not keep the LSTM's keys). Dotted keys (``"trainer.num_epochs"``) address nested
+    objects, as in AllenNLP.
     """
     merged = copy.deepcopy(dict(config))
     for key, value in overrides.items():
@@ -137,8 +139,13 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
                 child = {}
                 target[parent] = child
             target = child
-        if isinstance(value, Mapping) and isinstance(target.get(leaf), dict):
-            target[leaf] = apply_overrides(target[leaf], value)
+        current = target.get(leaf)
+        if (
+            isinstance(value, Mapping)
+            and isinstance(current, dict)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):
+            target[leaf] = apply_overrides(current, value)
         else:
             target[leaf] = copy.deepcopy(value)
     return merged

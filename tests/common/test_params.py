@@ -63,3 +63,15 @@ def test_params_apply_overrides_does_not_mutate_the_original() -> None:
     merged = apply_overrides(original, {"a": {"c": 2}})
     assert original == {"a": {"b": 1}} and merged == {"a": {"b": 1, "c": 2}}
     assert dump_config(merged).endswith("}\n")
+
+
+def test_params_override_with_another_type_replaces_the_whole_object():
+    from keel.common.params import apply_overrides
+
+    config = {"model": {"encoder": {"type": "lstm", "input_size": 8, "hidden_size": 8}}}
+    switched = apply_overrides(config, {"model": {"encoder": {"type": "boe", "embedding_dim": 8}}})
+    assert switched["model"]["encoder"] == {"type": "boe", "embedding_dim": 8}
+    same_type = apply_overrides(config, {"model.encoder": {"type": "lstm", "hidden_size": 16}})
+    assert same_type["model"]["encoder"] == {"type": "lstm", "input_size": 8, "hidden_size": 16}
+    no_type = apply_overrides(config, {"model": {"encoder": {"hidden_size": 4}}})
+    assert no_type["model"]["encoder"]["input_size"] == 8  # merged, as before
