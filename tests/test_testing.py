@@ -34,7 +34,7 @@ def test_testing_helper_takes_a_config_path_and_imports_include_packages(tmp_pat
             tmp_path / "run",
             include_packages=("helperplugin",),
             ext_vars={"data_dir": str(SST2_SAMPLE), "epochs": "1"},
-            overrides={"model.type": "helper_classifier"},  # keep the rest of the model
+            overrides={"model": {"type": "helper_classifier"}},  # a subclass: merged
         )
     finally:
         sys.path.remove(str(tmp_path / "src"))

@@ -120,6 +120,12 @@ class Manifest:
     tokenizer_fingerprint: dict[str, Any] | None = None
     reproducibility: dict[str, Any] = field(default_factory=dict)
     imported_from: dict[str, Any] | None = None
+    #: the code the run was made from: ``{"git_commit": ..., "git_dirty": ...}``, when the
+    #: working directory was a git checkout
+    source: dict[str, Any] | None = None
+    #: the config's optional ``model_name`` / ``model_version`` (registries, trackers)
+    model_name: str | None = None
+    model_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -197,7 +203,7 @@ class Manifest:
         ):
             if name in values and not isinstance(values[name], kind):
                 raise TypeError(f"{name} is not a{'n object' if kind is dict else ' list'}")
-        for name in ("environment", "tokenizer_fingerprint", "imported_from"):
+        for name in ("environment", "tokenizer_fingerprint", "imported_from", "source"):
             if values.get(name) is not None and not isinstance(values[name], dict):
                 raise TypeError(f"{name} is not an object")
         extra = {key: value for key, value in document.items() if key not in _KNOWN_KEYS}
@@ -242,6 +248,9 @@ class Manifest:
             document["environment"] = self.environment
         if self.imported_from is not None:
             document["imported_from"] = self.imported_from
+        for name in ("source", "model_name", "model_version"):
+            if getattr(self, name) is not None:
+                document[name] = getattr(self, name)
         return document
 
     def to_json(self) -> str:

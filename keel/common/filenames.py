@@ -19,6 +19,7 @@ SIGNATURE_SUFFIX = ".sig"
 # -- the serialization directory of a training run --------------------------------------------
 # config.json and vocabulary/ have the same names as in the archive.
 ENV_FILE = "env.json"
+LOG_FILE = "out.log"
 METRICS_FILE = "metrics.json"
 EPOCH_METRICS_FILE = "metrics_epoch_{epoch}.json"
 BEST_WEIGHTS_FILE = "best.safetensors"

@@ -124,10 +124,11 @@ def parse_overrides(
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``overrides`` into a copy of ``config``.
 
-    Objects merge key by key; any other value replaces. An object whose ``"type"`` differs
-    from the one it overrides replaces it whole (switching ``"type": "lstm"`` to ``"cnn"``
-    must not keep the LSTM's keys). Dotted keys (``"trainer.num_epochs"``) address nested
-    objects, as in AllenNLP.
+    Objects merge key by key; any other value replaces. An object that names another
+    ``"type"`` together with settings of its own replaces the object whole: switching an
+    ``lstm`` encoder to ``{"type": "cnn", "embedding_dim": 8, ...}`` must not keep the LSTM's
+    keys. A bare ``{"type": "my_subclass"}`` still merges, keeping the other settings. Dotted
+    keys (``"trainer.num_epochs"``) address nested objects, as in AllenNLP.
     """
     merged = copy.deepcopy(dict(config))
     for key, value in overrides.items():
@@ -140,11 +141,13 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
                 target[parent] = child
             target = child
         current = target.get(leaf)
-        if (
+        replaces = (
             isinstance(value, Mapping)
             and isinstance(current, dict)
-            and value.get("type", current.get("type")) == current.get("type")
-        ):
+            and value.get("type", current.get("type")) != current.get("type")
+            and len(value) > 1
+        )
+        if isinstance(value, Mapping) and isinstance(current, dict) and not replaces:
             target[leaf] = apply_overrides(current, value)
         else:
             target[leaf] = copy.deepcopy(value)

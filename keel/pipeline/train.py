@@ -7,14 +7,16 @@ none of them needs to import another's upper neighbour.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import inspect
 import json
 import logging
 import os
 import shutil
+import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,13 @@ from keel.archive.model_archive import archive_model
 from keel.common import errors
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, atomic_write_text
-from keel.common.filenames import CHECKPOINTS_DIR, CONFIG_NAME, METRICS_FILE, VOCABULARY_DIR
+from keel.common.filenames import (
+    CHECKPOINTS_DIR,
+    CONFIG_NAME,
+    LOG_FILE,
+    METRICS_FILE,
+    VOCABULARY_DIR,
+)
 from keel.common.from_params import Lazy, Validation, build
 from keel.common.hashing import FileHash, hash_file
 from keel.common.params import dump_config
@@ -307,17 +315,18 @@ def train_model(
     existed = directory.exists()
     lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
     try:
-        return _train(
-            config=resolved,
-            validation=validation,
-            directory=directory,
-            started=started,
-            recover=recover,
-            include_packages=include_packages,
-            quiet=quiet,
-            cache=cache,
-            bundle_code=bundle_code,
-        )
+        with run_log(directory):
+            return _train(
+                config=resolved,
+                validation=validation,
+                directory=directory,
+                started=started,
+                recover=recover,
+                include_packages=include_packages,
+                quiet=quiet,
+                cache=cache,
+                bundle_code=bundle_code,
+            )
     except BaseException:
         if not recover and not any((directory / CHECKPOINTS_DIR).glob("epoch_*")):
             # A fresh run that failed before its first checkpoint leaves nothing to resume, and
@@ -446,6 +455,9 @@ def _manifest(
     }
     manifest.vocabulary_sha256 = vocabulary_hash(data.vocab)
     manifest.tokenizer_fingerprint = tokenizer.to_dict() if tokenizer is not None else None
+    manifest.source = git_source(Path.cwd())
+    manifest.model_name = experiment.model_name
+    manifest.model_version = experiment.model_version
     manifest.reproducibility = {
         "random_seed": experiment.random_seed,
         "numpy_seed": experiment.numpy_seed,
@@ -453,6 +465,57 @@ def _manifest(
         "deterministic": experiment.deterministic,
     }
     return manifest
+
+
+def git_source(directory: Path) -> dict[str, Any] | None:
+    """The commit checked out in ``directory`` and whether the work tree differs from it; None
+    outside a git checkout (or without git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"git_commit": commit, "git_dirty": bool(status.strip())}
+
+
+@contextlib.contextmanager
+def run_log(directory: Path) -> Iterator[None]:
+    """Copy keel's log records (INFO and up) into ``<directory>/out.log`` for the run."""
+    package_logger = logging.getLogger("keel")
+    handler = logging.FileHandler(directory / LOG_FILE, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = package_logger.level
+    effective = package_logger.getEffectiveLevel()
+    # The file wants INFO; the handlers already there keep the threshold they had (--quiet).
+    others = [(other, other.level) for other in package_logger.handlers]
+    if effective > logging.INFO:
+        for other, level in others:
+            other.setLevel(max(level, effective))
+        package_logger.setLevel(logging.INFO)
+    package_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous)
+        for other, level in others:
+            other.setLevel(level)
+        handler.close()
 
 
 def _pretrained_files(config: Any) -> list[str]:

@@ -44,6 +44,9 @@ class Experiment:
     pytorch_seed: int = 133
     deterministic: bool = True
     golden_sample_size: Annotated[int, NonNegative] = 256
+    #: recorded in the manifest for model registries and experiment trackers
+    model_name: str | None = None
+    model_version: str | None = None
 
 
 def validate_experiment(config: Mapping[str, Any], *, check_files: bool = True) -> Validation:

@@ -75,3 +75,6 @@ def test_params_override_with_another_type_replaces_the_whole_object():
     assert same_type["model"]["encoder"] == {"type": "lstm", "input_size": 8, "hidden_size": 16}
     no_type = apply_overrides(config, {"model": {"encoder": {"hidden_size": 4}}})
     assert no_type["model"]["encoder"]["input_size"] == 8  # merged, as before
+    # A bare type switch (a subclass taking the same settings) keeps the other settings.
+    subclass = apply_overrides(config, {"model": {"encoder": {"type": "my_lstm"}}})
+    assert subclass["model"]["encoder"] == {"type": "my_lstm", "input_size": 8, "hidden_size": 8}

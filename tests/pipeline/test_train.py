@@ -272,3 +272,22 @@ def test_experiment_failure_at_the_first_validation_removes_the_half_made_folder
     assert not (tmp_path / "run").exists()
     config["trainer"]["validation_metric"] = "+accuracy"
     assert train_model(config, tmp_path / "run", quiet=True).archive_path.is_file()
+
+
+def test_experiment_run_writes_out_log_and_records_source_and_model_name(
+    tmp_path, tiny_classifier_config
+):
+    config = tiny_classifier_config(epochs=1)
+    config["model_name"], config["model_version"] = "sentiment", "1.4.0"
+    run = train_model(config, tmp_path / "run", quiet=True)
+    log = (tmp_path / "run" / "out.log").read_text(encoding="utf-8")
+    assert "INFO keel.pipeline.train: train: 240 instances" in log
+    manifest = load_archive(run.archive_path).manifest
+    assert (manifest.model_name, manifest.model_version) == ("sentiment", "1.4.0")
+    from keel.pipeline.train import git_source
+
+    assert manifest.source == git_source(__import__("pathlib").Path.cwd())
+    if (__import__("pathlib").Path.cwd() / ".git").exists():  # a checkout, as in CI
+        assert len(manifest.source["git_commit"]) == 40
+        assert isinstance(manifest.source["git_dirty"], bool)
+    assert git_source(tmp_path) is None  # not a checkout

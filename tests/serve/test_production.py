@@ -230,7 +230,12 @@ def test_serve_metadata_metrics_and_json_logs(archive_path, caplog):
         "keel_verify_passed 1.0",
     ):
         assert name in metrics, name
-    [line] = [json.loads(record.message) for record in caplog.records]
+    lines = [
+        json.loads(record.message)
+        for record in caplog.records
+        if record.name == "keel.serve.access" and record.message.startswith("{")
+    ]
+    [line] = [line for line in lines if line["request_id"] == "r-42"]
     assert line["request_id"] == "r-42" and line["status"] == 200 and line["batch_ids"]
     assert line["latency_ms"] > 0
 
