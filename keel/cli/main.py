@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from keel import __version__
+from keel.cli import cache as cache_commands
 from keel.cli import data as data_commands
 from keel.cli import env as env_commands
 from keel.cli import serve as serve_commands
@@ -29,6 +30,7 @@ app.command("sign")(sign_commands.sign)
 app.command("serve")(serve_commands.serve)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
+app.add_typer(cache_commands.app, name="cache")
 app.add_typer(sign_commands.archive_app, name="archive")
 
 

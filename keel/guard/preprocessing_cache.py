@@ -16,6 +16,7 @@ Layout: ``<root>/instances/<key[:2]>/<key>/{meta.json, arrays.safetensors, strin
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -53,6 +54,21 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = "keel-preprocessing-cache/1"
 # KEEL_CACHE_DIR moves the cache (e.g. to a shared volume); it never changes what is computed.
 DEFAULT_CACHE_DIR = Path(os.environ.get("KEEL_CACHE_DIR", "~/.cache/keel/preprocessing"))
+#: the cache's size limit; the least recently used entries go first beyond it
+DEFAULT_MAX_BYTES = 20 * 1024**3
+_KINDS = ("instances", "vocabularies")
+# Touched on every hit: its mtime is the entry's last use, which eviction orders by.
+_USED = ".last_used"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stored entry: where it is, its kind, size and last use (seconds since the epoch)."""
+
+    path: Path
+    kind: str
+    size: int
+    last_used: float
 
 
 def _sha256(value: Any) -> str:
@@ -123,9 +139,56 @@ class PreprocessingCache:
     cache elsewhere (tests, shared volumes).
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         root = Path(directory) if directory is not None else DEFAULT_CACHE_DIR
         self.directory = root.expanduser()
+        self.max_bytes = max_bytes
+
+    # -- size and eviction ------------------------------------------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        """Every complete entry, least recently used first."""
+        found = []
+        for kind in _KINDS:
+            for entry in sorted((self.directory / kind).glob("??/" + "[0-9a-f]" * 64)):
+                if not entry.is_dir():
+                    continue
+                files = [path for path in entry.rglob("*") if path.is_file()]
+                used = entry / _USED
+                last = used.stat().st_mtime if used.exists() else entry.stat().st_mtime
+                found.append(CacheEntry(entry, kind, sum(f.stat().st_size for f in files), last))
+        return sorted(found, key=lambda item: item.last_used)
+
+    def size(self) -> int:
+        return sum(entry.size for entry in self.entries())
+
+    def prune(self, max_bytes: int | None = None) -> list[CacheEntry]:
+        """Remove the least recently used entries until the cache holds at most ``max_bytes``
+        (default: its limit); returns what was removed."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        entries = self.entries()
+        total = sum(entry.size for entry in entries)
+        removed = []
+        for entry in entries:
+            if total <= limit:
+                break
+            shutil.rmtree(entry.path, ignore_errors=True)
+            total -= entry.size
+            removed.append(entry)
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many there were."""
+        entries = self.entries()
+        for entry in entries:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        return len(entries)
+
+    def _touch(self, entry: Path) -> None:
+        with contextlib.suppress(OSError):  # a read-only cache still serves hits
+            (entry / _USED).touch()
 
     def _entry(self, kind: str, key: CacheKey | str) -> Path:
         digest = key.digest if isinstance(key, CacheKey) else key
@@ -168,7 +231,9 @@ class PreprocessingCache:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return _read_entry(entry, key, token_indexers, packed)
+            loaded = _read_entry(entry, key, token_indexers, packed)
+            self._touch(entry)
+            return loaded
         except Exception as error:  # noqa: BLE001 - the cache only saves time: never a crash
             logger.warning(
                 "ignoring a preprocessing cache entry that cannot be rebuilt %s: %s: %s",
@@ -229,6 +294,8 @@ class PreprocessingCache:
             if not entry.is_dir():
                 raise
             # Another process finished the same entry first; its content is the same.
+        self._touch(entry)
+        self.prune()
         return entry
 
     def fingerprint(self, key: CacheKey | str) -> PreprocessingFingerprint | None:
@@ -264,7 +331,9 @@ class PreprocessingCache:
         if not entry.is_dir():
             return None
         try:
-            return Vocabulary.from_files(str(entry))
+            vocab = Vocabulary.from_files(str(entry))
+            self._touch(entry)
+            return vocab
         except (OSError, DataError) as error:
             logger.warning("ignoring a damaged cached vocabulary %s: %s", entry, error)
             return None
@@ -279,6 +348,8 @@ class PreprocessingCache:
         except OSError:
             if not entry.is_dir():
                 raise
+        self._touch(entry)
+        self.prune()
         return entry
 
 

@@ -142,6 +142,7 @@ def test_preprocessing_cache_stores_no_pickle(tmp_path):
     key = instances_key(hash_file(path), READER_CONFIG, vocab)
     entry = cache.store(key, list(reader.read(path)), vocab)
     assert sorted(p.name for p in entry.iterdir()) == [
+        ".last_used",  # an empty marker: its mtime is the entry's last use (eviction)
         "arrays.safetensors",
         "meta.json",
         "strings.json",
@@ -434,3 +435,52 @@ def test_preprocessing_cache_entry_that_cannot_be_rebuilt_is_a_clean_miss(
     with caplog.at_level("WARNING"):
         assert cache.load_packed(key, reader.token_indexers) is None
     assert "preprocessing cache entry" in caplog.text
+
+
+def test_preprocessing_cache_evicts_the_least_recently_used_entries_beyond_its_limit(tmp_path):
+    import time
+
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    fresh = list(reader.read(path))
+    keys = [instances_key(hash_file(path), {**READER_CONFIG, "n": n}, vocab) for n in range(3)]
+    for key in keys:
+        cache.store(key, fresh, vocab)
+        time.sleep(0.02)
+    sizes = [entry.size for entry in cache.entries()]
+    assert len(sizes) == 3
+    assert cache.load(keys[0], reader.token_indexers) is not None  # the oldest is used again
+    cache.max_bytes = sum(sizes) - 1  # one entry too many
+    removed = cache.prune()
+    assert [entry.path.name for entry in removed] == [keys[1].digest]  # least recently used
+    assert cache.load(keys[1], reader.token_indexers) is None
+    assert cache.load(keys[0], reader.token_indexers) is not None
+    cache.max_bytes = 0
+    cache.store(keys[1], fresh, vocab)  # a store prunes to the limit
+    assert cache.entries() == []
+
+
+def test_preprocessing_cache_cli_info_prune_clear(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from keel.cli.main import app
+
+    path, reader, vocab = _setup(tmp_path)
+    cache = PreprocessingCache(tmp_path / "cache")
+    for n in range(2):
+        cache.store(instances_key(hash_file(path), {"n": n}, vocab), list(reader.read(path)), vocab)
+    cache.store_vocabulary(vocabulary_key([hash_file(path)], READER_CONFIG, None), vocab)
+    runner = CliRunner()
+    directory = str(tmp_path / "cache")
+    info = json.loads(
+        runner.invoke(app, ["cache", "info", "--cache-dir", directory, "--json"]).stdout
+    )
+    assert info["entries"] == 3 and info["by_kind"] == {"instances": 2, "vocabularies": 1}
+    assert info["bytes"] == cache.size() > 0
+    pruned = runner.invoke(app, ["cache", "prune", "--cache-dir", directory, "--max-bytes", "1"])
+    assert pruned.exit_code == 0 and "removed 3 entries" in pruned.stdout
+    cache.store(instances_key(hash_file(path), {"n": 9}, vocab), list(reader.read(path)), vocab)
+    cleared = runner.invoke(app, ["cache", "clear", "--cache-dir", directory])
+    assert "removed 1 entries" in cleared.stdout and cache.entries() == []
