@@ -60,6 +60,9 @@ def serve(
     log_json: Annotated[
         bool, typer.Option("--log-json", help="One JSON log line per request.")
     ] = False,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda or cuda:N: where the model runs.")
+    ] = "cpu",
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", hidden=True, help="Old name of --max-batch-size.")
     ] = None,
@@ -97,7 +100,11 @@ def serve(
         allow_env_drift=allow_env_drift,
         allow_unchecked=tuple(allow_unchecked),
         log_json=log_json,
+        device=device,
     )
+    from keel.common.devices import resolve_device
+
+    resolve_device(device)  # a GPU this machine lacks is a start-up error, not a 503
     if require_signature or keys:
         _check_signature_now(archive, keys)
     console.print(

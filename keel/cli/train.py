@@ -25,6 +25,7 @@ from keel.cli.common import (
     write_json_lines,
 )
 from keel.common import errors
+from keel.common.devices import resolve_device
 from keel.common.errors import DataError
 
 # A JSON input of one sentence or document is kilobytes; a megabyte line is a mistake or an attack.
@@ -47,6 +48,8 @@ class OnError(StrEnum):
     fail = "fail"
     record = "record"
 
+
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N: where the model runs.")]
 
 RequireSignature = Annotated[
     bool,
@@ -149,6 +152,7 @@ def evaluate(
         Path | None, typer.Option("--output-file", help="Write the metrics here as JSON.")
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    device: Device = "cpu",
     predictions_output_file: Annotated[
         Path | None,
         typer.Option(
@@ -169,7 +173,9 @@ def evaluate(
     from keel.training.evaluation import evaluate as run_evaluation
     from keel.training.experiment import evaluation_batch_size
 
+    target = resolve_device(device)
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
+    loaded.model.to(target)
     reader = loaded.validation_dataset_reader
     instances = list(reader.read(data))
     outputs: list[dict[str, Any]] = []
@@ -227,6 +233,7 @@ def predict(
         int,
         typer.Option("--max-line-bytes", min=1, help="Refuse input lines longer than this."),
     ] = DEFAULT_MAX_LINE_BYTES,
+    device: Device = "cpu",
     on_error: Annotated[
         OnError,
         typer.Option("--on-error", help="fail: stop at a bad line; record: an error record."),
@@ -245,7 +252,9 @@ def predict(
     from keel.predict.predictor import Predictor
 
     configure_logging()
+    target = resolve_device(device)
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
+    loaded.model.to(target)
     chosen = Predictor.from_archive(loaded, predictor)
     source_name = "<stdin>" if input_file == "-" else input_file
     record = on_error == OnError.record

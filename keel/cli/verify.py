@@ -34,6 +34,9 @@ def verify(
         bool, typer.Option("--allow-env-drift", help="Do not fail on breaking env differences.")
     ] = False,
     allow_unchecked: AllowUnchecked = [],  # noqa: B006
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda or cuda:N: where the model is replayed.")
+    ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     junit: JunitOption = None,
     include_package: IncludePackage = [],  # noqa: B006
@@ -65,6 +68,7 @@ def verify(
         metric_tolerance=metric_tolerance,
         allow_env_drift=allow_env_drift,
         allow_unchecked=tuple(allow_unchecked),
+        device=device,
         include_packages=tuple(include_package),
         signers=tuple(str(path) for path in signer),
         trusted_keys_dirs=tuple(str(path) for path in trusted_keys),

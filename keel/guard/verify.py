@@ -39,6 +39,7 @@ from keel.archive.manifest import Manifest
 from keel.archive.model_archive import weight_mismatches
 from keel.archive.resources import unpack_resources
 from keel.archive.signing import trusted_public_keys, verify_signature
+from keel.common.devices import resolve_device
 from keel.common.errors import KeelError
 from keel.common.filenames import CONFIG_NAME, GOLDEN_FILE, VOCABULARY_DIR, WEIGHTS_NAME
 from keel.common.from_params import build, validate
@@ -95,6 +96,9 @@ class VerifyOptions:
     tolerance: float | None = None
     metric_tolerance: float = DEFAULT_METRIC_TOLERANCE
     allow_env_drift: bool = False
+    #: where the model is rebuilt and replayed (``cpu``, ``cuda``, ``cuda:N``); replaying on
+    #: another device type than the golden predictions' switches to the cross-device tolerance
+    device: str = "cpu"
     #: steps whose ``not_checked`` the user accepts (``--allow-unchecked STEP``)
     allow_unchecked: tuple[str, ...] = ()
     include_packages: tuple[str, ...] = ()
@@ -125,6 +129,7 @@ def verify_archive(
     """Run every verify step on ``archive_path`` (or a snapshot of it taken by the caller, who
     then loads the same bytes); see the module docstring."""
     settings = VerifyOptions(**options)
+    resolve_device(settings.device)  # a bad --device is an error before any work
     unknown = sorted(set(settings.allow_unchecked) - {SIGNATURE_STEP, *STEP_NAMES})
     if unknown:
         raise KeelError(
@@ -298,6 +303,7 @@ def _weights(context: _Context) -> CheckResult:
             {"problems": problems},
         )
     model.load_state_dict(state, strict=True)
+    model.to(resolve_device(context.options.device))
     model.eval()
     context.vocab, context.model = vocab, model
     section = context.config.get("validation_dataset_reader") or context.config["dataset_reader"]

@@ -38,6 +38,7 @@ from keel.archive.archive import archive_snapshot
 from keel.archive.model_archive import Archive, load_archive
 from keel.archive.signing import keys_from_paths
 from keel.common import errors
+from keel.common.devices import resolve_device
 from keel.common.errors import KeelError
 from keel.common.optional_dependencies import require
 from keel.guard.results import Report
@@ -79,6 +80,7 @@ class ServeSettings:
     allow_env_drift: bool = False
     allow_unchecked: tuple[str, ...] = ()
     log_json: bool = False
+    device: str = "cpu"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -198,6 +200,7 @@ def _prepare(state: _State, settings: ServeSettings) -> None:
                 include_packages=settings.include_packages,
                 allow_env_drift=settings.allow_env_drift,
                 allow_unchecked=settings.allow_unchecked,
+                device=settings.device,
                 signers=signers,
                 trusted_keys_dirs=key_dirs,
             )
@@ -225,6 +228,7 @@ def _prepare(state: _State, settings: ServeSettings) -> None:
         predictor.max_input_characters = settings.max_input_characters
     if settings.max_input_tokens is not None:
         predictor.max_input_tokens = settings.max_input_tokens
+    predictor.model.to(resolve_device(settings.device))
     predictor.model.eval()
     state.loaded, state.predictor = loaded, predictor
     state.metadata = _metadata(state, loaded)
