@@ -25,6 +25,7 @@ import torch
 
 from keel.common import errors
 from keel.common.constraints import Positive, Supplied
+from keel.common.devices import resolve_device
 from keel.common.errors import ConfigurationError, TrainingError
 from keel.common.file_utils import atomic_write_json, remove_stale_temporaries
 from keel.common.filenames import BEST_WEIGHTS_FILE, EPOCH_METRICS_FILE, METRICS_FILE
@@ -562,19 +563,7 @@ class GradientDescentTrainer(Trainer):
 def _resolve_device(cuda_device: int | None) -> torch.device:
     if cuda_device is None or cuda_device < 0:
         return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigurationError(
-            f"trainer.cuda_device is {cuda_device} but CUDA is not available here; "
-            "set it to null to train on the CPU",
-            code=errors.BAD_VALUE,
-        )
-    if cuda_device >= torch.cuda.device_count():
-        raise ConfigurationError(
-            f"trainer.cuda_device is {cuda_device} but only {torch.cuda.device_count()} "
-            "GPU(s) are visible",
-            code=errors.BAD_VALUE,
-        )
-    return torch.device("cuda", cuda_device)
+    return resolve_device(f"cuda:{cuda_device}", option="trainer.cuda_device")
 
 
 def _length(loader: Any) -> int | None:

@@ -69,3 +69,12 @@ def test_devices_verify_switches_to_the_cross_device_tolerance_and_says_so(tmp_p
     assert step.status == "pass", step.to_dict()
     assert step.details["tolerance"] == CROSS_DEVICE_TOLERANCE
     assert "cuda archive replayed on cpu" in step.reason
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_devices_trainer_cuda_device_uses_the_same_resolver_naming_its_config_key():
+    from keel.training.trainer import _resolve_device
+
+    assert _resolve_device(None) == torch.device("cpu")
+    with pytest.raises(ConfigurationError, match="trainer.cuda_device cuda:0: CUDA is not"):
+        _resolve_device(0)
