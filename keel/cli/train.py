@@ -283,6 +283,8 @@ def predict(
 
 
 def _parse_input(line: str, source_name: str, number: int) -> dict[str, Any]:
+    from keel.data.dataset_readers.dataset_reader import parse_json_object
+
     if not line.strip():
         raise DataError(
             "blank line: every input line needs a JSON object (--on-error record writes an "
@@ -290,24 +292,7 @@ def _parse_input(line: str, source_name: str, number: int) -> dict[str, Any]:
             path=source_name,
             line=number,
         )
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"not valid JSON ({error.msg})", path=source_name, line=number, excerpt=line
-        ) from error
-    except RecursionError:
-        raise DataError(
-            "JSON nested too deeply to read", path=source_name, line=number, excerpt=line
-        ) from None
-    if not isinstance(item, dict):
-        raise DataError(
-            f"expected a JSON object, got {type(item).__name__}",
-            path=source_name,
-            line=number,
-            excerpt=line,
-        )
-    return item
+    return parse_json_object(line, source_name, number)
 
 
 def _error_record(error: DataError, number: int) -> dict[str, Any]:

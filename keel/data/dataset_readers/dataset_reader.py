@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -128,6 +129,35 @@ def read_lines(
 
 
 _SKIP = 1024 * 1024
+
+
+def parse_json_object(line: str, file_path: str, line_number: int) -> dict[str, Any]:
+    """One JSON-lines record, or a ``DataError`` at ``file_path:line_number`` saying why not.
+
+    Invalid JSON names the parser's reason and column, nesting deeper than the parser can
+    follow is refused rather than crashing, and a value that is not an object names its type.
+    """
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"not valid JSON: {error.msg} (column {error.colno})",
+            path=file_path,
+            line=line_number,
+            excerpt=line,
+        ) from None
+    except RecursionError:
+        raise DataError(
+            "JSON nested too deeply to read", path=file_path, line=line_number, excerpt=line
+        ) from None
+    if not isinstance(item, dict):
+        raise DataError(
+            f"expected a JSON object per line, got {type(item).__name__}",
+            path=file_path,
+            line=line_number,
+            excerpt=line,
+        )
+    return item
 
 
 def default_token_indexers(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.classification import ClassificationReader, missing_key_error
-from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, read_lines
+from keel.data.dataset_readers.dataset_reader import (
+    MAX_LINE_BYTES,
+    DatasetReader,
+    parse_json_object,
+    read_lines,
+)
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.tokenizer import Tokenizer
 
@@ -55,22 +59,7 @@ class TextClassificationJsonReader(ClassificationReader):
 
     def _parse(self, line: str, file_path: str, line_number: int) -> tuple[str, str | int | None]:
         text_key, label_key = self.text_key, self.label_key
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"not valid JSON: {error.msg} (column {error.colno})",
-                path=file_path,
-                line=line_number,
-                excerpt=line,
-            ) from None
-        if not isinstance(item, dict):
-            raise DataError(
-                f"expected a JSON object per line, got {type(item).__name__}",
-                path=file_path,
-                line=line_number,
-                excerpt=line,
-            )
+        item = parse_json_object(line, file_path, line_number)
         text = item.get(text_key)
         if text is None:
             raise missing_key_error(text_key, file_path, line_number, line, item)

@@ -40,6 +40,15 @@ def test_json_reader_malformed_line_names_file_line_and_excerpt(tmp_path):
     assert '{"text": "broken, "label": 1}' in str(error)
 
 
+def test_json_reader_refuses_nesting_too_deep_to_parse_with_its_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "fine"}\n' + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        list(TextClassificationJsonReader().read(path))
+    assert (info.value.code, info.value.line) == (errors.BAD_DATA_LINE, 2)
+    assert "nested too deeply" in str(info.value)
+
+
 def test_json_reader_missing_text_key_is_kd002(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text('{"txt": "x", "label": "1"}\n', encoding="utf-8")
