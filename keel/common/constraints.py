@@ -67,30 +67,6 @@ class Range(Constraint):
 
 
 @dataclass(frozen=True)
-class FiniteNumber(Constraint):
-    """A number that is neither NaN nor infinite."""
-
-    description = "a finite number"
-
-    def problem(self, value: Any) -> str | None:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "must be a finite number"
-        return None
-
-
-@dataclass(frozen=True)
-class NonEmptyValue(Constraint):
-    """A string, list or object with at least one item."""
-
-    description = "a non-empty value"
-
-    def problem(self, value: Any) -> str | None:
-        if isinstance(value, str | list | tuple | dict) and len(value) == 0:
-            return "must not be empty"
-        return None
-
-
-@dataclass(frozen=True)
 class ExistingFile(Constraint):
     """A path to a file that must exist when the config is validated, so a missing data file
     is reported with the other config errors, before any folder is created or data read."""
@@ -117,8 +93,6 @@ class _Supplied:
 
 
 Supplied = _Supplied()
-Finite = FiniteNumber()
-NonEmpty = NonEmptyValue()
 #: a data file the config names; checked when a training config is validated
 DataFile = ExistingFile()
 Positive = Range(gt=0)

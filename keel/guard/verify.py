@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,6 @@ class _Context:
     model: Model | None = None
     golden: Golden | None = None
     golden_error: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def verify_archive(
