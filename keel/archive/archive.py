@@ -201,14 +201,14 @@ class _BoundedStream:
     so a tiny gzip could otherwise make it allocate gigabytes before any member is seen.
     """
 
-    def __init__(self, raw: gzip.GzipFile, budget: int, archive_path: Path) -> None:
+    def __init__(self, raw: gzip.GzipFile, budget: int, shown: Path) -> None:
         self._raw = raw
         self._budget = budget
-        self._path = archive_path
+        self._shown = shown
 
     def _refuse(self, what: str) -> ArchiveError:
         return ArchiveError(
-            f"{self._path}: {what}; refusing it (possible decompression bomb)",
+            f"{self._shown}: {what}; refusing it (possible decompression bomb)",
             code=errors.ARCHIVE_TOO_LARGE,
         )
 
@@ -240,33 +240,44 @@ class _BoundedStream:
 
 
 @contextlib.contextmanager
-def _open_tar(archive_path: Path, limits: ArchiveLimits) -> Iterator[tarfile.TarFile]:
+def _open_tar(archive_path: Path, shown: Path, limits: ArchiveLimits) -> Iterator[tarfile.TarFile]:
     unpacked = limits.unpacked_budget(archive_path.stat().st_size)
     # Room for headers and block padding on top of the members' declared sizes.
     budget = unpacked + (limits.max_members + 2) * 2 * tarfile.BLOCKSIZE + _CHUNK
     with gzip.GzipFile(archive_path, "rb") as raw:
-        stream = _BoundedStream(raw, budget, archive_path)
+        stream = _BoundedStream(raw, budget, shown)
         with tarfile.open(fileobj=stream, mode="r:") as tar:  # type: ignore[call-overload]
             yield tar
 
 
+def _located(archive: str | os.PathLike[str] | ArchiveSnapshot) -> tuple[Path, Path]:
+    """(the file to read, the path messages name): a snapshot is read from its private copy
+    but named by the path the user gave."""
+    if isinstance(archive, ArchiveSnapshot):
+        return archive.path, archive.source
+    path = Path(archive)
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
+    return path, path
+
+
 def extract_archive(
-    archive_path: str | os.PathLike[str], target: str | os.PathLike[str], limits: ArchiveLimits
+    archive: str | os.PathLike[str] | ArchiveSnapshot,
+    target: str | os.PathLike[str],
+    limits: ArchiveLimits,
 ) -> None:
     """Extract only regular files and directories, each inside ``target``, within ``limits``."""
-    archive_path = Path(archive_path)
+    archive_path, shown = _located(archive)
     target = Path(target)
-    if not archive_path.is_file():
-        raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
     unpacked = limits.unpacked_budget(archive_path.stat().st_size)
     try:
-        with _open_tar(archive_path, limits) as tar:
+        with _open_tar(archive_path, shown, limits) as tar:
             total = 0
             seen: set[str] = set()
             for member in tar:
                 if len(seen) >= limits.max_members:
                     raise ArchiveError(
-                        f"{archive_path}: more than {limits.max_members} members; refusing it",
+                        f"{shown}: more than {limits.max_members} members; refusing it",
                         code=errors.ARCHIVE_TOO_LARGE,
                     )
                 name = PurePosixPath(member.name.removeprefix("./")).as_posix()
@@ -297,7 +308,7 @@ def extract_archive(
                 total += member.size
                 if total > unpacked:
                     raise ArchiveError(
-                        f"{archive_path}: unpacks to more than {unpacked} bytes "
+                        f"{shown}: unpacks to more than {unpacked} bytes "
                         f"({archive_path.stat().st_size} packed; limits: {limits.max_ratio:g}x "
                         f"its size above {limits.ratio_floor_bytes}, at most "
                         f"{limits.max_total_bytes}); refusing it (possible decompression bomb)",
@@ -315,20 +326,21 @@ def extract_archive(
         raise
     except _READ_ERRORS as error:
         raise ArchiveError(
-            f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
+            f"{shown}: corrupt or truncated archive ({type(error).__name__}: {error})",
             code=errors.ARCHIVE_CORRUPT,
         ) from error
 
 
 def read_member_bytes(
-    archive_path: str | os.PathLike[str], name: str, *, max_bytes: int = MAX_MANIFEST_BYTES
+    archive: str | os.PathLike[str] | ArchiveSnapshot,
+    name: str,
+    *,
+    max_bytes: int = MAX_MANIFEST_BYTES,
 ) -> bytes:
     """The bytes of one regular member (at most ``max_bytes``), read without extracting."""
-    archive_path = Path(archive_path)
-    if not archive_path.is_file():
-        raise ArchiveError(f"{archive_path}: no such archive", code=errors.ARCHIVE_NOT_FOUND)
+    archive_path, shown = _located(archive)
     try:
-        with _open_tar(archive_path, ArchiveLimits()) as tar:
+        with _open_tar(archive_path, shown, ArchiveLimits()) as tar:
             for member in tar:
                 if member.name.removeprefix("./") != name:
                     continue
@@ -340,7 +352,7 @@ def read_member_bytes(
                     )
                 if member.size > max_bytes:
                     raise ArchiveError(
-                        f"{archive_path}: {name} is {member.size} bytes, over the "
+                        f"{shown}: {name} is {member.size} bytes, over the "
                         f"{max_bytes}-byte limit; refusing it",
                         code=errors.ARCHIVE_TOO_LARGE,
                     )
@@ -352,12 +364,12 @@ def read_member_bytes(
         raise
     except _READ_ERRORS as error:
         raise ArchiveError(
-            f"{archive_path}: corrupt or truncated archive ({type(error).__name__}: {error})",
+            f"{shown}: corrupt or truncated archive ({type(error).__name__}: {error})",
             code=errors.ARCHIVE_CORRUPT,
         ) from error
     suffix = "; not a keel archive" if name == MANIFEST_NAME else ""
     raise ArchiveError(
-        f"{archive_path}: no regular file {name}{suffix}", code=errors.ARCHIVE_MISSING_MEMBER
+        f"{shown}: no regular file {name}{suffix}", code=errors.ARCHIVE_MISSING_MEMBER
     )
 
 
@@ -424,12 +436,7 @@ def opened_archive(
     ):
         root = Path(directory)
         shown = snapshot.source
-        try:
-            extract_archive(snapshot.path, root, limits)
-        except ArchiveError as error:
-            raise ArchiveError(
-                error.message.replace(str(snapshot.path), str(shown)), code=error.code
-            ) from error
+        extract_archive(snapshot, root, limits)
         manifest_path = root / MANIFEST_NAME
         if not manifest_path.is_file():
             raise ArchiveError(

@@ -159,7 +159,7 @@ def keys_from_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
 
 def _archive_hashes(snapshot: ArchiveSnapshot) -> tuple[str, str]:
     """The sha256 of the archive's bytes and of its manifest, both from one snapshot."""
-    manifest = read_member_bytes(snapshot.path, MANIFEST_NAME)
+    manifest = read_member_bytes(snapshot, MANIFEST_NAME)
     return snapshot.sha256, hashlib.sha256(manifest).hexdigest()
 
 

@@ -205,7 +205,10 @@ def test_hostile_truncated_gzip_is_a_corrupt_archive(sandbox) -> None:
     archive = build_tar(sandbox / "work" / "t.tar.gz", add_file("w.bin", os.urandom(50_000)))
     truncated = sandbox / "work" / "truncated.tar.gz"
     truncated.write_bytes(archive.read_bytes()[:-2000])
-    assert_refused_cleanly(sandbox, truncated, errors.ARCHIVE_CORRUPT, "corrupt or truncated")
+    refused = assert_refused_cleanly(
+        sandbox, truncated, errors.ARCHIVE_CORRUPT, "corrupt or truncated"
+    )
+    assert refused.message.startswith(f"{truncated}: corrupt or truncated archive")
     # read_manifest stops at the manifest, the first member: cut inside it, it fails too.
     manifest = read_manifest(truncated)
     assert (manifest.format_version, manifest.files) == (1, {})

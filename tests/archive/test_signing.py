@@ -269,3 +269,16 @@ def test_signing_verify_checks_the_same_snapshot_it_verifies(
     report = verify_archive(signed, signers=(str(keys["public"]),))
     assert report.check("signature").status == PASS
     assert report.check("integrity").status == PASS, report.to_dict()
+
+
+def test_signing_a_corrupt_archive_names_the_given_path_not_the_private_copy(
+    tmp_path, keys
+) -> None:
+    archive = small_archive(tmp_path)
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[:40])
+    with pytest.raises(ArchiveError) as raised:
+        sign_archive(truncated, keys["private"])
+    assert raised.value.code == errors.ARCHIVE_CORRUPT
+    assert raised.value.message.startswith(f"{truncated}: corrupt or truncated archive")
+    assert "keel-archive-" not in str(raised.value)
