@@ -128,7 +128,7 @@ def fingerprint_command(
     from keel.common.file_utils import atomic_write_json
     from keel.common.hashing import hash_file
     from keel.guard.fingerprint import compare_with_recorded, fingerprint_data_file
-    from keel.guard.results import NOT_CHECKED, Report
+    from keel.guard.results import Report
 
     comparison = None
     if _is_archive(source):
@@ -148,7 +148,7 @@ def fingerprint_command(
     if comparison is not None:
         document["recorded"] = comparison.to_dict()
         verdict = Report("data fingerprint", str(data), [comparison.to_check()])
-        verdict.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+        verdict.allow_unchecked(allow_unchecked)
         document["verdict"] = verdict.to_dict()
         failed = not verdict.ok
     if output is not None:

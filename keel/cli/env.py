@@ -144,11 +144,10 @@ def check(
 ) -> None:
     """Check the GPU stack (driver, CUDA build, kernels, cuDNN, numerics) or the CPU path."""
     from keel.guard.gpu_check import check_gpu_stack
-    from keel.guard.results import NOT_CHECKED
 
     result = check_gpu_stack(tolerance=tolerance)
     report = result.to_report()
-    report.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+    report.allow_unchecked(allow_unchecked)
     if as_json:
         document = report.to_dict()
         document.update({"code": result.code, "gpu_present": result.gpu_present})

@@ -66,7 +66,7 @@ def run_doctor(
     stack = check_gpu_stack()
     report.checks.append(stack.summary())
     if archive is None:
-        report.allow(allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+        report.allow_unchecked(allow_unchecked)
         return report
     steps = set(allow_unchecked)
     verified = verify_archive(
@@ -89,7 +89,7 @@ def run_doctor(
         report.checks.append(CheckResult("reproducibility", FAIL, str(error)))
         return report
     report.checks.extend(reproducibility_checklist(manifest))
-    report.allow(steps - _VERIFY_STEPS, "--allow-unchecked", (NOT_CHECKED,))
+    report.allow_unchecked(steps - _VERIFY_STEPS)
     return report
 
 

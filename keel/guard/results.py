@@ -106,13 +106,19 @@ class Report:
         return {check.name: str(check.status) for check in self.checks}
 
     def allow(self, names: Iterable[str], flag: str, statuses: Iterable[Status]) -> None:
-        """Mark the checks in ``names`` whose status is one of ``statuses`` as allowed by
-        ``flag`` (e.g. ``--allow-unchecked``); the flag shown names the check."""
+        """Mark the checks in ``names`` whose status is one of ``statuses`` as allowed by the
+        escape ``flag`` (e.g. ``--allow-env-drift``), shown as given."""
         wanted = set(names)
         allowed = set(statuses)
         for check in self.checks:
             if check.name in wanted and check.status in allowed and check.allowed_by is None:
-                check.allowed_by = f"{flag} {check.name}" if flag.endswith("unchecked") else flag
+                check.allowed_by = flag
+
+    def allow_unchecked(self, names: Iterable[str]) -> None:
+        """Let the checks in ``names`` that could not check pass, each shown as allowed by
+        ``--allow-unchecked <its name>`` (the flag is given once per check)."""
+        for name in set(names):
+            self.allow((name,), f"--allow-unchecked {name}", (Status.NOT_CHECKED,))
 
     @property
     def verdict(self) -> str:

@@ -146,7 +146,7 @@ def verify_archive(
         # The archive could not even be read or opened safely: an integrity failure.
         report.checks.append(CheckResult("integrity", FAIL, str(error), {"code": error.code}))
         _skip_rest(report, STEP_NAMES[1:], "the archive could not be opened")
-    report.allow(settings.allow_unchecked, "--allow-unchecked", (NOT_CHECKED,))
+    report.allow_unchecked(settings.allow_unchecked)
     if settings.allow_env_drift:
         report.allow(("environment",), "--allow-env-drift", (FAIL,))
     return report
