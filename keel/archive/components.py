@@ -66,6 +66,7 @@ def describe_components(uses: Sequence[ComponentUse]) -> list[ComponentRecord]:
             distribution=distribution_of(use.module),
             paths=(use.path,),
             source_sha256=None if use.module.startswith("keel.") else source_sha256(use.module),
+            version=use.version,
         )
     return list(entries.values())
 

@@ -54,6 +54,9 @@ class ComponentRecord:
     distribution: str | None  # name==version, or "local source"
     paths: tuple[str, ...] = ()  # the config paths that use it
     source_sha256: str | None = None  # for components outside keel: their module's source
+    #: the component's registered version when the archive was written (1 for archives written
+    #: before components had versions)
+    version: int = 1
 
     @property
     def base_name(self) -> str:
@@ -67,6 +70,7 @@ class ComponentRecord:
             "class": self.class_name,
             "distribution": self.distribution,
             "paths": list(self.paths),
+            "version": self.version,
         }
         if self.source_sha256 is not None:
             entry["source_sha256"] = self.source_sha256
@@ -82,6 +86,7 @@ class ComponentRecord:
             distribution=entry.get("distribution"),
             paths=tuple(str(path) for path in entry.get("paths") or ()),
             source_sha256=entry.get("source_sha256"),
+            version=_version(entry.get("version", 1)),
         )
 
 
@@ -126,6 +131,9 @@ class Manifest:
     #: the config's optional ``model_name`` / ``model_version`` (registries, trackers)
     model_name: str | None = None
     model_version: str | None = None
+    #: every migration applied to this archive's components, oldest first (``keel archive
+    #: migrate``): component, config path, versions, what changed, when and by which keel
+    migrations: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -197,6 +205,7 @@ class Manifest:
             ("state_dict_schema", dict),
             ("validation_metrics", dict),
             ("include_packages", list),
+            ("migrations", list),
             ("custom_code", dict),
             ("preprocessing_fingerprints", dict),
             ("reproducibility", dict),
@@ -248,6 +257,8 @@ class Manifest:
             document["environment"] = self.environment
         if self.imported_from is not None:
             document["imported_from"] = self.imported_from
+        if self.migrations:
+            document["migrations"] = self.migrations
         for name in ("source", "model_name", "model_version"):
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
@@ -286,6 +297,12 @@ def _text(entry: Mapping[str, Any], key: str) -> str:
     value = entry[key]
     if not isinstance(value, str):
         raise TypeError(f"{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def _version(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"component version {value!r} is not an integer >= 1")
     return value
 
 

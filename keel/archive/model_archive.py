@@ -30,6 +30,12 @@ from keel.archive.bundled_code import (
 )
 from keel.archive.components import check_components
 from keel.archive.manifest import Manifest
+from keel.archive.migration import (
+    PlannedMigration,
+    migrate_config,
+    migrate_weights,
+    plan_migrations,
+)
 from keel.archive.resources import pack_resources, unpack_resources
 from keel.archive.signing import verify_signature
 from keel.common import errors
@@ -65,6 +71,8 @@ class Archive:
     vocab: Vocabulary
     manifest: Manifest
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the component migrations applied in memory while loading (older component versions)
+    migrations: list[PlannedMigration] = field(default_factory=list)
 
 
 def state_dict_schema(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
@@ -215,6 +223,10 @@ def load_archive(
                 f"{archive_path}: {CONFIG_NAME} has no {' or '.join(missing)} section",
                 code=errors.ARCHIVE_CORRUPT,
             )
+        plan = plan_migrations(manifest, str(archive_path))
+        for planned in plan:
+            logger.info("%s: migrating %s", archive_path, planned.describe())
+        config = migrate_config(config, plan)
         # Weights come from the archive, so the vectors an embedding started from are not needed.
         buildable = remove_pretrained_files(unpack_resources(config, root))
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
@@ -225,11 +237,20 @@ def load_archive(
             if validation_section
             else reader
         )
-        model = build(Model, buildable["model"], path="model", extras={"vocab": vocab})
-        load_weights_strictly(model, read_weights(root / WEIGHTS_NAME))
+        built: dict[str, Any] = {}
+        model = build(Model, buildable["model"], path="model", extras={"vocab": vocab}, built=built)
+        state = migrate_weights(read_weights(root / WEIGHTS_NAME), model, built, plan)
+        load_weights_strictly(model, state)
     model.eval()
     return Archive(
-        model, reader, validation_reader, config, vocab, manifest, {"component_risks": risks}
+        model,
+        reader,
+        validation_reader,
+        config,
+        vocab,
+        manifest,
+        {"component_risks": risks},
+        plan,
     )
 
 

@@ -26,6 +26,7 @@ CONSTRUCTION_FAILED = "KC010"
 INCLUDE_PACKAGE_FAILED = "KC011"
 DUPLICATE_NAME = "KC012"
 MISSING_DEPENDENCY = "KC013"
+BAD_REGISTRATION = "KC014"  # a component or migration registered inconsistently
 
 # -- data (KD) ---------------------------------------------------------------------------------
 BAD_DATA_LINE = "KD001"
@@ -55,6 +56,10 @@ ARCHIVE_TOO_LARGE = "KA006"
 ARCHIVE_FORMAT_VERSION = "KA007"
 ARCHIVE_HASH_MISMATCH = "KA008"
 ARCHIVE_SIGNATURE = "KA009"
+COMPONENT_TOO_NEW = "KA010"  # the archive has a newer component version than installed
+MIGRATION_MISSING = "KA011"  # no registered migration between two component versions
+MIGRATION_FAILED = "KA012"  # a migration cannot apply to what the archive holds
+ARCHIVES_DIFFER = "KA013"  # keel archive diff found a difference
 
 # -- the system (KS) -------------------------------------------------------------------------
 OS_FAILURE = "KS001"  # the operating system refused: disk full, permission denied, ...

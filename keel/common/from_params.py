@@ -62,8 +62,9 @@ class ComponentUse:
     name: str
     module: str
     qualname: str
+    version: int = 1
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -116,12 +117,19 @@ def build(
     *,
     path: str = "",
     extras: Mapping[str, Any] | None = None,
+    built: dict[str, Any] | None = None,
 ) -> Any:
-    """Validate ``config`` as a whole, then construct it; ``extras`` are run-time arguments."""
+    """Validate ``config`` as a whole, then construct it; ``extras`` are run-time arguments.
+
+    ``built``, when given, receives every registered component constructed, by config path
+    (``model.seq2vec_encoder``): how a migration finds the module a config section became.
+    """
     extras = dict(extras or {})
     validation = validate(annotation, config, path=path, supplied=extras, check_files=False)
     validation.raise_if_invalid()
-    walker = _Walker(build=True, extras=extras, injected=frozenset(extras), check_files=False)
+    walker = _Walker(
+        build=True, extras=extras, injected=frozenset(extras), check_files=False, built=built
+    )
     return walker.walk(annotation, validation.resolved, path)
 
 
@@ -278,8 +286,10 @@ class _Walker:
         extras: dict[str, Any],
         injected: frozenset[str],
         check_files: bool = True,
+        built: dict[str, Any] | None = None,
     ) -> None:
         self.building = build
+        self.built = built
         self.extras = extras
         self.injected = injected
         self.check_files = check_files
@@ -518,9 +528,13 @@ class _Walker:
                 name=type_name,
                 module=subclass.__module__,
                 qualname=subclass.__qualname__,
+                version=registration.version,
             )
         )
-        return self._walk_constructor(subclass, constructor, config, path, type_name)
+        built = self._walk_constructor(subclass, constructor, config, path, type_name)
+        if self.building and self.built is not None:
+            self.built[path] = built
+        return built
 
     def _walk_constructor(
         self,

@@ -23,10 +23,13 @@ T = TypeVar("T", bound=type)
 
 @dataclass(frozen=True)
 class Registration:
-    """A registered class and, optionally, the name of a classmethod to build it with."""
+    """A registered class, optionally the name of a classmethod to build it with, and its
+    version: bumped whenever its config arguments or state-dict keys change, with a registered
+    migration from the previous version (``keel.common.migrations``)."""
 
     cls: type
     constructor: str | None = None
+    version: int = 1
 
 
 class Registrable:
@@ -40,10 +43,24 @@ class Registrable:
 
     @classmethod
     def register(
-        cls, name: str, constructor: str | None = None, exist_ok: bool = False
+        cls,
+        name: str,
+        constructor: str | None = None,
+        exist_ok: bool = False,
+        *,
+        version: int = 1,
     ) -> Callable[[T], T]:
-        """Register the decorated class under ``name`` on this base class."""
+        """Register the decorated class under ``name`` on this base class.
+
+        ``version`` starts at 1; an author bumps it when a change would break archives made with
+        the previous version, and registers the migration beside the class.
+        """
         registry = Registrable._registry[cls]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise RegistryError(
+                f"{cls.__name__} {name!r}: version must be an integer >= 1, not {version!r}",
+                code=errors.BAD_REGISTRATION,
+            )
 
         def decorate(subclass: T) -> T:
             existing = registry.get(name)
@@ -57,7 +74,7 @@ class Registrable:
                     f"{_qualname(existing.cls)}; cannot register {_qualname(subclass)} too",
                     code=errors.DUPLICATE_NAME,
                 )
-            registry[name] = Registration(subclass, constructor)
+            registry[name] = Registration(subclass, constructor, version)
             return subclass
 
         return decorate
@@ -134,10 +151,12 @@ def registered_base(qualified_name: str) -> type | None:
 
 
 def registry_snapshot() -> dict[str, dict[str, str]]:
-    """Every registered name per base class and the class it builds: checked in as a fixture."""
+    """Every registered name per base class and the class it builds, with ``@vN`` after it when
+    its version is above 1: checked in as a fixture."""
     return {
         _qualname(base): {
             name: _qualname(registration.cls)
+            + (f"@v{registration.version}" if registration.version > 1 else "")
             for name, registration in sorted(Registrable._registry[base].items())
         }
         for base in registered_bases()

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,17 @@ from keel.archive.archive import (
 from keel.archive.bundled_code import source_differences
 from keel.archive.components import check_components
 from keel.archive.manifest import Manifest
+from keel.archive.migration import (
+    PlannedMigration,
+    migrate_config,
+    migrate_weights,
+    plan_migrations,
+)
 from keel.archive.model_archive import weight_mismatches
 from keel.archive.resources import unpack_resources
 from keel.archive.signing import trusted_public_keys, verify_signature
 from keel.common.devices import resolve_device
-from keel.common.errors import KeelError
+from keel.common.errors import ArchiveError, KeelError
 from keel.common.filenames import CONFIG_NAME, GOLDEN_FILE, VOCABULARY_DIR, WEIGHTS_NAME
 from keel.common.from_params import build, validate
 from keel.common.hashing import hash_file
@@ -120,6 +126,8 @@ class _Context:
     model: Model | None = None
     golden: Golden | None = None
     golden_error: str | None = None
+    #: component migrations the archive needs here (older component versions)
+    migrations: list[PlannedMigration] = field(default_factory=list)
 
 
 def verify_archive(
@@ -256,10 +264,24 @@ def _components(context: _Context) -> CheckResult:
         return CheckResult(
             "components", FAIL, "; ".join(problems), {"problems": problems, "risks": risks}
         )
+    try:
+        context.migrations = plan_migrations(context.manifest, "the archive")
+    except ArchiveError as error:
+        return CheckResult("components", FAIL, error.message, {"code": error.code, "risks": risks})
     reason = f"all {len(recorded)} registered names resolve to the recorded modules"
+    migrated = [planned.describe() for planned in context.migrations]
+    if migrated:
+        # The predictions step decides whether the migrations are right: the migrated model
+        # must reproduce the golden predictions.
+        reason += f"; {len(migrated)} migrated on load: " + "; ".join(migrated)
     if risks:
         reason += "; risks: " + "; ".join(risks)
-    return CheckResult("components", PASS, reason, {"risks": risks})
+    return CheckResult(
+        "components",
+        PASS,
+        reason,
+        {"risks": risks, "migrations": [planned.to_dict() for planned in context.migrations]},
+    )
 
 
 def _config(context: _Context) -> CheckResult:
@@ -269,6 +291,7 @@ def _config(context: _Context) -> CheckResult:
         return CheckResult("config", FAIL, f"{CONFIG_NAME} is unreadable: {error}")
     if not isinstance(config, dict):
         return CheckResult("config", FAIL, f"{CONFIG_NAME} holds a {type(config).__name__}")
+    config = migrate_config(config, context.migrations)
     # The data files the config names are the training machine's: not checked here.
     validation = validate(
         Experiment,
@@ -291,8 +314,13 @@ def _weights(context: _Context) -> CheckResult:
     if context.config is None:
         return CheckResult("weights", SKIPPED, "the config step failed: no model to rebuild")
     vocab = Vocabulary.from_files(str(context.root / VOCABULARY_DIR))
-    model = build(Model, context.config["model"], path="model", extras={"vocab": vocab})
-    state = read_weights(context.root / WEIGHTS_NAME)
+    built: dict[str, Any] = {}
+    model = build(
+        Model, context.config["model"], path="model", extras={"vocab": vocab}, built=built
+    )
+    state = migrate_weights(
+        read_weights(context.root / WEIGHTS_NAME), model, built, context.migrations
+    )
     problems = weight_mismatches(model, state)
     if problems:
         return CheckResult(
