@@ -6,6 +6,10 @@ fixture is updated on purpose with:
 
     .venv/bin/python -m tests.test_registry_snapshot --update
 
+A component whose version was bumped shows as ``module.Class@vN``: its version may only go
+up, and each step needs a registered migration (checked below), so archives made with the
+older version keep loading.
+
 The snapshot is taken in a fresh interpreter that imports only keel's own component packages,
 so names registered by other tests or installed plugins never leak into it.
 """
@@ -55,11 +59,15 @@ def test_registry_snapshot_matches_the_checked_in_names() -> None:
         old, new = recorded.get(base, {}), current.get(base, {})
         removed += [f"{base}: {name!r} ({old[name]})" for name in sorted(old.keys() - new.keys())]
         added += [f"{base}: {name!r} ({new[name]})" for name in sorted(new.keys() - old.keys())]
-        moved += [
-            f"{base}: {name!r} was {old[name]}, now {new[name]}"
-            for name in sorted(old.keys() & new.keys())
-            if old[name] != new[name]
-        ]
+        for name in sorted(old.keys() & new.keys()):
+            (old_class, old_version), (new_class, new_version) = (
+                _split(old[name]),
+                _split(new[name]),
+            )
+            if old_class != new_class or new_version < old_version:
+                moved.append(f"{base}: {name!r} was {old[name]}, now {new[name]}")
+            elif new_version != old_version:
+                added.append(f"{base}: {name!r} is now version {new_version}")
     problems = []
     if removed or moved:
         problems.append(
@@ -76,6 +84,47 @@ def test_registry_snapshot_matches_the_checked_in_names() -> None:
             + "\n  ".join(added)
         )
     assert not problems, "\n\n".join(problems)
+
+
+def _split(entry: str) -> tuple[str, int]:
+    class_path, _, version = entry.partition("@v")
+    return class_path, int(version or 1)
+
+
+_MIGRATION_SCRIPT = """
+import json
+from keel.common.migrations import missing_link
+from keel.common.plugins import import_builtin_components
+from keel.common.registry import Registrable
+
+import_builtin_components()
+print(json.dumps(sorted(
+    f"{base.__qualname__} {name!r} is version {registration.version} but has no migration "
+    f"from version {gap}"
+    for base, names in Registrable._registry.items()
+    for name, registration in names.items()
+    if registration.cls.__module__.startswith("keel.")
+    for gap in [missing_link(base, name, 1, registration.version)]
+    if gap is not None
+)))
+"""
+
+
+def test_registry_every_version_bump_has_its_migrations() -> None:
+    # An archive made with any earlier version of a keel component must keep loading: every
+    # step from version 1 up to the installed version has a registered migration.
+    result = subprocess.run(
+        [sys.executable, "-c", _MIGRATION_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    gaps = json.loads(result.stdout)
+    assert not gaps, "register the missing migrations (keel.common.migrations):\n  " + "\n  ".join(
+        gaps
+    )
 
 
 _REACHABILITY_SCRIPT = """

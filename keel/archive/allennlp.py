@@ -14,23 +14,32 @@ import pickle
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
+import keel
 from keel.archive.archive import ArchiveLimits, extract_archive
 from keel.archive.components import describe_components
 from keel.archive.manifest import Manifest
+from keel.archive.migration import (
+    PlannedMigration,
+    migrate_config,
+    migrate_weights,
+    plan_migrations,
+)
 from keel.archive.model_archive import archive_model, load_weights_strictly
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
-from keel.common.from_params import build
+from keel.common.from_params import build, validate
 from keel.common.hashing import sha256_file
 from keel.common.plugins import import_plugins
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
-from keel.training.experiment import validate_experiment
+from keel.training.experiment import Experiment, validate_experiment
 
 ALLENNLP_WEIGHTS = "weights.th"
 
@@ -63,6 +72,15 @@ def read_allennlp_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
             code=errors.ARCHIVE_CORRUPT,
         )
     return dict(state)
+
+
+def _allennlp_layout_migrations(config: Any, where: str) -> list[PlannedMigration]:
+    """The migrations an AllenNLP config and state dict need: AllenNLP's layouts are version 1
+    of the keel components of the same names (a later keel version of a component migrates
+    from it, exactly as for a keel archive made with version 1)."""
+    uses = validate(Experiment, config, check_files=False).components
+    components = [replace(record, version=1) for record in describe_components(uses)]
+    return plan_migrations(Manifest(components=components), where)
 
 
 def _first_line(error: BaseException) -> str:
@@ -100,15 +118,28 @@ def import_allennlp_archive(
             raise ArchiveError(
                 f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
             ) from error
-        validation = validate_experiment(config, check_files=False)
+        plan = _allennlp_layout_migrations(config, str(source))
+        validation = validate_experiment(migrate_config(config, plan), check_files=False)
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
-        model = build(Model, validation.resolved["model"], path="model", extras={"vocab": vocab})
-        load_weights_strictly(model, read_allennlp_weights(root / ALLENNLP_WEIGHTS))
+        built: dict[str, object] = {}
+        model = build(
+            Model,
+            validation.resolved["model"],
+            path="model",
+            extras={"vocab": vocab},
+            built=built,
+        )
+        state = read_allennlp_weights(root / ALLENNLP_WEIGHTS)
+        load_weights_strictly(model, migrate_weights(state, model, built, plan))
         work = Path(directory) / "work"
         work.mkdir()
         manifest = Manifest.new()
         manifest.components = describe_components(validation.components)
         manifest.imported_from = {"format": "allennlp", "sha256": sha256_file(source)}
+        manifest.migrations = [
+            {**planned.to_dict(), "applied_by": f"keel {keel.__version__}", "when": "import"}
+            for planned in plan
+        ]
         return archive_model(
             work,
             model=model,

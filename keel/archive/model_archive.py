@@ -196,51 +196,62 @@ def load_archive(
             manifest,
         ),
     ):
-        archive_path = snapshot.source  # what messages name
-        if trust_bundled_code:
-            load_bundled_code(root, manifest)
-        risks = check_archive_components(archive_path, manifest, trust_bundled_code)
-        config_path = root / CONFIG_NAME
-        if not config_path.is_file():
-            raise ArchiveError(
-                f"{archive_path}: no {CONFIG_NAME}", code=errors.ARCHIVE_MISSING_MEMBER
-            )
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-            raise ArchiveError(
-                f"{archive_path}: {CONFIG_NAME} is not valid JSON ({type(error).__name__}: "
-                f"{error})",
-                code=errors.ARCHIVE_CORRUPT,
-            ) from error
-        missing = [
-            section
-            for section in ("model", "dataset_reader")
-            if not isinstance(config, dict) or not isinstance(config.get(section), dict)
-        ]
-        if missing:
-            raise ArchiveError(
-                f"{archive_path}: {CONFIG_NAME} has no {' or '.join(missing)} section",
-                code=errors.ARCHIVE_CORRUPT,
-            )
-        plan = plan_migrations(manifest, str(archive_path))
-        for planned in plan:
-            logger.info("%s: migrating %s", archive_path, planned.describe())
-        config = migrate_config(config, plan)
-        # Weights come from the archive, so the vectors an embedding started from are not needed.
-        buildable = remove_pretrained_files(unpack_resources(config, root))
-        vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
-        reader = build(DatasetReader, buildable["dataset_reader"], path="dataset_reader")
-        validation_section = buildable.get("validation_dataset_reader")
-        validation_reader = (
-            build(DatasetReader, validation_section, path="validation_dataset_reader")
-            if validation_section
-            else reader
+        return load_opened_archive(
+            root, manifest, snapshot.source, trust_bundled_code=trust_bundled_code
         )
-        built: dict[str, Any] = {}
-        model = build(Model, buildable["model"], path="model", extras={"vocab": vocab}, built=built)
-        state = migrate_weights(read_weights(root / WEIGHTS_NAME), model, built, plan)
-        load_weights_strictly(model, state)
+
+
+def load_opened_archive(
+    root: Path,
+    manifest: Manifest,
+    archive_path: str | os.PathLike[str],
+    *,
+    trust_bundled_code: bool = False,
+) -> Archive:
+    """Build the model of an archive already extracted at ``root`` (``opened_archive``),
+    applying any component migrations in memory; ``archive_path`` is what messages name.
+    ``load_archive`` is this plus the snapshot, signature and extraction."""
+    if trust_bundled_code:
+        load_bundled_code(root, manifest)
+    risks = check_archive_components(archive_path, manifest, trust_bundled_code)
+    config_path = root / CONFIG_NAME
+    if not config_path.is_file():
+        raise ArchiveError(f"{archive_path}: no {CONFIG_NAME}", code=errors.ARCHIVE_MISSING_MEMBER)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ArchiveError(
+            f"{archive_path}: {CONFIG_NAME} is not valid JSON ({type(error).__name__}: {error})",
+            code=errors.ARCHIVE_CORRUPT,
+        ) from error
+    missing = [
+        section
+        for section in ("model", "dataset_reader")
+        if not isinstance(config, dict) or not isinstance(config.get(section), dict)
+    ]
+    if missing:
+        raise ArchiveError(
+            f"{archive_path}: {CONFIG_NAME} has no {' or '.join(missing)} section",
+            code=errors.ARCHIVE_CORRUPT,
+        )
+    plan = plan_migrations(manifest, str(archive_path))
+    for planned in plan:
+        logger.info("%s: migrating %s", archive_path, planned.describe())
+    config = migrate_config(config, plan)
+    # Weights come from the archive, so the vectors an embedding started from are not needed.
+    buildable = remove_pretrained_files(unpack_resources(config, root))
+    vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
+    reader = build(DatasetReader, buildable["dataset_reader"], path="dataset_reader")
+    validation_section = buildable.get("validation_dataset_reader")
+    validation_reader = (
+        build(DatasetReader, validation_section, path="validation_dataset_reader")
+        if validation_section
+        else reader
+    )
+    built: dict[str, Any] = {}
+    model = build(Model, buildable["model"], path="model", extras={"vocab": vocab}, built=built)
+    state = migrate_weights(read_weights(root / WEIGHTS_NAME), model, built, plan)
+    load_weights_strictly(model, state)
     model.eval()
     return Archive(
         model,

@@ -143,6 +143,19 @@ def record_golden(
 ) -> dict[str, Any]:
     """The golden section of an archive: inputs, their ids, raw scores and decoded outputs."""
     records = sample_records(reader, data_path, sample_size, seed)
+    return golden_document(model, reader, vocab, records, seed=seed)
+
+
+def golden_document(
+    model: Model,
+    reader: DatasetReader,
+    vocab: Vocabulary,
+    records: Sequence[dict[str, Any]],
+    *,
+    seed: int | None,
+) -> dict[str, Any]:
+    """The golden predictions file for ``records`` (already chosen), in the current format."""
+    records = list(records)
     result = replay(model, reader, vocab, records)
     return {
         "format": GOLDEN_FORMAT,
@@ -225,6 +238,53 @@ def _plain(value: Any) -> Any:
     if isinstance(value, numpy.ndarray | numpy.generic | torch.Tensor):
         return value.tolist()
     return value
+
+
+@dataclass
+class Agreement:
+    """How far outputs obtained now are from the golden ones."""
+
+    #: inputs whose decoded output changed: index, expected, actual
+    changed: list[dict[str, Any]]
+    #: every |score difference|, flattened (inf when an output vanished or changed shape)
+    differences: numpy.ndarray
+    compared: int
+
+    @property
+    def max_difference(self) -> float:
+        return float(self.differences.max()) if self.differences.size else 0.0
+
+    def within(self, tolerance: float) -> bool:
+        return not self.changed and self.max_difference <= tolerance
+
+    def describe(self, tolerance: float) -> str:
+        reasons = []
+        if self.changed:
+            reasons.append(f"{len(self.changed)} of {self.compared} decoded outputs changed")
+        if self.max_difference > tolerance:
+            reasons.append(
+                f"max |score difference| {self.max_difference:.3g} > tolerance {tolerance:g}"
+            )
+        if not reasons:
+            return (
+                f"{self.compared} golden outputs reproduced; max |score difference| "
+                f"{self.max_difference:.3g} (tolerance {tolerance:g})"
+            )
+        return "; ".join(reasons)
+
+
+def agreement(
+    expected_scores: Sequence[dict[str, Any]],
+    expected_decoded: Sequence[dict[str, Any]],
+    now: Replay,
+) -> Agreement:
+    """Compare outputs obtained now with recorded ones (decoded exactly, scores by value)."""
+    changed = [
+        {"input": index, "expected": old, "actual": new}
+        for index, (old, new) in enumerate(zip(expected_decoded, now.decoded, strict=True))
+        if old != new
+    ]
+    return Agreement(changed, score_differences(expected_scores, now.scores), len(now.decoded))
 
 
 def score_differences(

@@ -67,7 +67,7 @@ from keel.guard.fingerprint import (
     preprocessing_fingerprint,
     reader_tokenizer_fingerprint,
 )
-from keel.guard.golden import Golden, indexed_ids, replay, score_differences
+from keel.guard.golden import Golden, agreement, indexed_ids, replay
 from keel.guard.results import FAIL, NOT_CHECKED, PASS, SKIPPED, CheckResult, Report
 from keel.models.model import Model
 from keel.modules.token_embedders.embedding import remove_pretrained_files
@@ -467,12 +467,8 @@ def _predictions(context: _Context) -> CheckResult:
     cross_device = device != golden.device
     if tolerance is None:
         tolerance = CROSS_DEVICE_TOLERANCE if cross_device else CPU_TOLERANCE
-    differences = score_differences(golden.scores, now.scores)
-    changed = [
-        {"input": index, "expected": old, "actual": new}
-        for index, (old, new) in enumerate(zip(golden.decoded, now.decoded, strict=True))
-        if old != new
-    ]
+    compared_now = agreement(golden.scores, golden.decoded, now)
+    differences, changed = compared_now.differences, compared_now.changed
     stats = _distribution(differences)
     compared = sorted({name for item in golden.scores + golden.decoded for name in item})
     details = {

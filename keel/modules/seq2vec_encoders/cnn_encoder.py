@@ -7,12 +7,13 @@ from typing import Annotated
 import torch
 
 from keel.common.constraints import Positive
+from keel.common.migrations import Migration, register_migration
 from keel.modules.activations import get_activation
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from keel.modules.util import min_value_of_dtype
 
 
-@Seq2VecEncoder.register("cnn")
+@Seq2VecEncoder.register("cnn", version=2)
 class CnnEncoder(Seq2VecEncoder):
     """One Conv1d of ``num_filters`` per n-gram width, activation, then a max over positions.
 
@@ -21,6 +22,10 @@ class CnnEncoder(Seq2VecEncoder):
     its single window padded with zeros, the same whatever the batch's padded length.
     Output size is ``num_filters * len(ngram_filter_sizes)``, or ``output_dim`` when given
     (a linear projection).
+
+    Version 2 keeps the convolutions in one ``ModuleList`` (``convolutions.N``) instead of N
+    attributes named ``conv_layer_N`` (AllenNLP's names); archives with version 1 are migrated
+    on load (see the migration below), and AllenNLP imports go through the same migration.
     """
 
     def __init__(
@@ -35,13 +40,10 @@ class CnnEncoder(Seq2VecEncoder):
         self._embedding_dim = embedding_dim
         self._ngram_filter_sizes = tuple(ngram_filter_sizes)
         self._widest = max(self._ngram_filter_sizes)
-        # Registered one by one under AllenNLP's names (conv_layer_0, ...) so weights line up.
-        self._convolution_layers = [
+        self.convolutions = torch.nn.ModuleList(
             torch.nn.Conv1d(embedding_dim, num_filters, kernel_size=size)
             for size in self._ngram_filter_sizes
-        ]
-        for index, layer in enumerate(self._convolution_layers):
-            self.add_module(f"conv_layer_{index}", layer)
+        )
         self._activation = get_activation(conv_layer_activation, path="conv_layer_activation")
         pooled_dim = num_filters * len(self._ngram_filter_sizes)
         self.projection_layer: torch.nn.Linear | None = None
@@ -66,9 +68,7 @@ class CnnEncoder(Seq2VecEncoder):
             inputs = torch.nn.functional.pad(inputs, (0, 0, 0, self._widest - length))
         channels_first = inputs.transpose(1, 2)
         pooled = []
-        for size, convolution in zip(
-            self._ngram_filter_sizes, self._convolution_layers, strict=True
-        ):
+        for size, convolution in zip(self._ngram_filter_sizes, self.convolutions, strict=True):
             activations = self._activation(convolution(channels_first))  # (B, F, positions)
             positions = torch.arange(activations.size(-1), device=inputs.device)
             last_start = (lengths - size).clamp(min=0)
@@ -81,3 +81,26 @@ class CnnEncoder(Seq2VecEncoder):
         if self.projection_layer is not None:
             output = self.projection_layer(output)
         return output
+
+
+def _conv_layers_to_module_list(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # As many conv_layer_N as the archive has n-gram sizes: rename each, whatever N goes up to.
+    renamed = {}
+    for key, tensor in state.items():
+        head, _, rest = key.partition(".")
+        index = head.removeprefix("conv_layer_")
+        if head.startswith("conv_layer_") and index.isdigit():
+            key = f"convolutions.{index}.{rest}"
+        renamed[key] = tensor
+    return renamed
+
+
+register_migration(
+    Seq2VecEncoder,
+    "cnn",
+    Migration(
+        from_version=1,
+        description="conv_layer_N.* weights moved into the ModuleList convolutions.N.*",
+        convert_state=_conv_layers_to_module_list,
+    ),
+)

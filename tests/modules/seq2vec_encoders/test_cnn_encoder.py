@@ -25,8 +25,8 @@ def test_cnn_encoder_max_pool_ignores_padding():
     # One width-1 filter that copies the single input feature: the output is the max real value.
     encoder = CnnEncoder(1, 1, ngram_filter_sizes=(1,), conv_layer_activation="linear")
     with torch.no_grad():
-        encoder.conv_layer_0.weight.fill_(1.0)
-        encoder.conv_layer_0.bias.zero_()
+        encoder.convolutions[0].weight.fill_(1.0)
+        encoder.convolutions[0].bias.zero_()
     inputs = torch.tensor([[[-3.0], [-2.0], [50.0]], [[-1.0], [-5.0], [-7.0]]])
     mask = torch.tensor([[True, True, False], [True, True, True]])
     assert torch.equal(encoder(inputs, mask), torch.tensor([[-2.0], [-1.0]]))
