@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from keel import __version__
+from keel.cli import archive as archive_commands
 from keel.cli import cache as cache_commands
 from keel.cli import data as data_commands
 from keel.cli import env as env_commands
@@ -31,7 +32,7 @@ app.command("serve")(serve_commands.serve)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
 app.add_typer(cache_commands.app, name="cache")
-app.add_typer(sign_commands.archive_app, name="archive")
+app.add_typer(archive_commands.app, name="archive")
 
 
 @app.command("version")

@@ -1,5 +1,4 @@
-"""Archive tools: ``keel keygen``, ``keel sign`` (ed25519 detached signatures) and
-``keel archive import-allennlp``."""
+"""``keel keygen`` and ``keel sign``: ed25519 detached signatures of archives."""
 
 from __future__ import annotations
 
@@ -8,14 +7,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli.common import IncludePackage, console, keel_errors_exit
-
-archive_app = typer.Typer(
-    name="archive",
-    help="Convert archives made by other tools into keel archives.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+from keel.cli.common import console, keel_errors_exit
 
 
 @keel_errors_exit
@@ -46,17 +38,3 @@ def sign(
 
     destination = sign_archive(archive, key, output)
     console.print(f"signature: {destination}")
-
-
-@archive_app.command("import-allennlp")
-@keel_errors_exit
-def import_allennlp(
-    source: Annotated[Path, typer.Argument(help="An AllenNLP model.tar.gz.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The keel archive to write.")],
-    include_package: IncludePackage = [],  # noqa: B006
-) -> None:
-    """Convert an AllenNLP archive (weights.th read with weights_only=True) to a keel archive."""
-    from keel.archive.allennlp import import_allennlp_archive
-
-    destination = import_allennlp_archive(source, output, include_packages=include_package)
-    console.print(f"keel archive: {destination}")
