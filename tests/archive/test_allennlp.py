@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -162,3 +163,34 @@ def test_allennlp_import_cli(trained, tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert read_manifest(tmp_path / "keel.tar.gz").imported_from["format"] == "allennlp"
+
+
+def test_allennlp_cnn_layout_imports_through_the_cnn_migration(tmp_path) -> None:
+    # AllenNLP names the CNN encoder's convolutions conv_layer_N: keel's cnn version 1. An
+    # import migrates them to version 2 like a keel archive made with version 1.
+    from keel.archive.archive import opened_archive
+    from keel.common.weights import read_weights
+
+    fixture = (
+        Path(__file__).parents[1] / "fixtures" / "archives" / "components1-cnn-classifier.tar.gz"
+    )
+    with opened_archive(fixture) as (root, _):
+        weights = read_weights(root / "weights.safetensors")
+        assert any(key.endswith("conv_layer_2.weight") for key in weights)
+        torch.save(weights, tmp_path / "weights.th")
+        source = tmp_path / "allennlp-cnn.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(root / "config.json", arcname="config.json")
+            tar.add(tmp_path / "weights.th", arcname="weights.th")
+            tar.add(root / "vocabulary", arcname="vocabulary")
+        golden = json.loads((root / "golden" / "predictions.json").read_text())
+    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    manifest = read_manifest(imported)
+    assert [(m["name"], m["from_version"], m["to_version"]) for m in manifest.migrations] == [
+        ("cnn", 1, 2)
+    ]
+    assert [c.version for c in manifest.components if c.name == "cnn"] == [2]
+    outputs = Predictor.from_archive(load_archive(imported)).predict_batch_json(golden["records"])
+    assert [output["label"] for output in outputs] == [item["label"] for item in golden["decoded"]]
+    for output, expected in zip(outputs, golden["scores"], strict=True):
+        assert output["logits"] == pytest.approx(expected["logits"], abs=1e-6)

@@ -16,6 +16,7 @@ import torch
 
 from keel.common import errors
 from keel.common.errors import ConfigIssue, ConfigurationError
+from keel.common.migrations import LibraryMigration, register_migration
 from keel.common.optional_dependencies import require_transformers
 from keel.data.tokenizers.pretrained_transformer_tokenizer import local_model_dir
 from keel.modules.token_embedders.token_embedder import TokenEmbedder
@@ -281,3 +282,30 @@ def pool_word_pieces(pieces: torch.Tensor, offsets: torch.Tensor, mode: str) -> 
     if mode == "mean":
         weights = weights / weights.sum(dim=-1, keepdim=True).clamp(min=1.0)
     return torch.bmm(weights, pieces)
+
+
+def _is_position_range(_key: str, tensor: torch.Tensor) -> bool:
+    return bool(
+        torch.equal(tensor.flatten().long(), torch.arange(tensor.numel(), device=tensor.device))
+    )
+
+
+# transformers 4.31 made BERT-style ``embeddings.position_ids`` a non-persistent buffer, so state
+# dicts saved before it (AllenNLP archives among them: allenai/allennlp#4876) carry a key today's
+# models never expect. Dropped only from such archives, and only when it holds 0..N-1, the values
+# the model recomputes; anything else in it is refused.
+for _name, _prefix in (
+    ("pretrained_transformer", ""),
+    ("pretrained_transformer_mismatched", "_matched_embedder."),
+):
+    register_migration(
+        TokenEmbedder,
+        _name,
+        LibraryMigration(
+            distribution="transformers",
+            before="4.31",
+            description="embeddings.position_ids is a non-persistent buffer since 4.31",
+            drop_weights=(f"{_prefix}transformer_model.embeddings.position_ids",),
+            check=_is_position_range,
+        ),
+    )
