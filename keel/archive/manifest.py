@@ -134,6 +134,9 @@ class Manifest:
     #: every migration applied to this archive's components, oldest first (``keel archive
     #: migrate``): component, config path, versions, what changed, when and by which keel
     migrations: list[dict[str, Any]] = field(default_factory=list)
+    #: a distributed run: world size, backend, every distinct node environment with its ranks
+    #: and hosts, and the risky differences the cluster gate let through
+    distributed: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -212,7 +215,13 @@ class Manifest:
         ):
             if name in values and not isinstance(values[name], kind):
                 raise TypeError(f"{name} is not a{'n object' if kind is dict else ' list'}")
-        for name in ("environment", "tokenizer_fingerprint", "imported_from", "source"):
+        for name in (
+            "environment",
+            "tokenizer_fingerprint",
+            "imported_from",
+            "source",
+            "distributed",
+        ):
             if values.get(name) is not None and not isinstance(values[name], dict):
                 raise TypeError(f"{name} is not an object")
         extra = {key: value for key, value in document.items() if key not in _KNOWN_KEYS}
@@ -259,7 +268,7 @@ class Manifest:
             document["imported_from"] = self.imported_from
         if self.migrations:
             document["migrations"] = self.migrations
-        for name in ("source", "model_name", "model_version"):
+        for name in ("source", "model_name", "model_version", "distributed"):
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         return document

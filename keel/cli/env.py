@@ -141,13 +141,29 @@ def check(
     tolerance: Annotated[
         float, typer.Option("--tolerance", help="Relative tolerance of the numerics checks.")
     ] = 1e-4,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Also run one all-reduce across the ranks of this torchrun job (start with "
+            "torchrun --nproc-per-node N -m keel.cli.main env check --distributed).",
+        ),
+    ] = False,
 ) -> None:
     """Check the GPU stack (driver, CUDA build, kernels, cuDNN, numerics) or the CPU path."""
+    import os
+
     from keel.guard.gpu_check import check_gpu_stack
 
     result = check_gpu_stack(tolerance=tolerance)
     report = result.to_report()
+    if distributed:
+        from keel.guard.cluster import check_distributed
+
+        report.checks.append(check_distributed())
     report.allow_unchecked(allow_unchecked)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the job
+        raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
     if as_json:
         document = report.to_dict()
         document.update({"code": result.code, "gpu_present": result.gpu_present})

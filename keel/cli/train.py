@@ -120,16 +120,60 @@ def train(
         bool,
         typer.Option("--bundle-code", help="Store the source of custom packages in the archive."),
     ] = False,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc-per-node",
+            min=1,
+            help="Train with this many processes on this machine (torch.distributed: gloo on "
+            "CPU, nccl on GPUs), started by torch's elastic launcher as torchrun would.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a model from a config and archive it as SERIALIZATION_DIR/model.tar.gz."""
+    """Train a model from a config and archive it as SERIALIZATION_DIR/model.tar.gz.
+
+    Under torchrun, this process is one rank of a distributed run. With --nproc-per-node N, or
+    a config whose ``distributed`` section asks for several processes on one node, keel starts
+    the ranks itself.
+    """
     from keel.common.params import load_config, parse_ext_vars
     from keel.common.plugins import import_plugins
     from keel.guard.preprocessing_cache import PreprocessingCache
     from keel.pipeline.train import train_model
+    from keel.training.distributed import launch_local, launched_by_torchrun
+    from keel.training.experiment import validate_experiment
 
     configure_logging(quiet)
     import_plugins(include_package)
     params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
+    if not launched_by_torchrun():
+        processes = nproc_per_node or _configured_processes(validate_experiment(params).resolved)
+        if processes is not None:
+            # Every config error is reported here, once, before any process starts.
+            arguments = ["train", str(config), "-s", str(serialization_dir)]
+            arguments += ["--overrides", overrides] if overrides else []
+            for value in ext_var:
+                arguments += ["--ext-var", value]
+            for package in include_package:
+                arguments += ["--include-package", package]
+            if cache_dir is not None:
+                arguments += ["--cache-dir", str(cache_dir)]
+            flags = (
+                ("--recover", recover),
+                ("--force", force),
+                ("--quiet", quiet),
+                ("--no-cache", no_cache),
+                ("--bundle-code", bundle_code),
+            )
+            arguments += [flag for flag, given in flags if given]
+            console.print(f"starting {processes} training processes (torch.distributed)")
+            launch_local(processes, arguments)
+            console.print(f"archive: {serialization_dir / 'model.tar.gz'}")
+            return
+    elif nproc_per_node is not None:
+        raise typer.BadParameter(
+            "this process was started by torchrun already; give --nproc-per-node to torchrun"
+        )
     result = train_model(
         params,
         serialization_dir,
@@ -140,8 +184,33 @@ def train(
         cache=None if no_cache else PreprocessingCache(cache_dir),
         bundle_code=bundle_code,
     )
-    _print_metrics("training finished", result.metrics)
-    console.print(f"archive: {result.archive_path}")
+    if _primary_rank():
+        _print_metrics("training finished", result.metrics)
+        console.print(f"archive: {result.archive_path}")
+
+
+def _configured_processes(resolved: dict[str, Any]) -> int | None:
+    """The processes per node the config's ``distributed`` section asks for, when more than one
+    on a single node (several nodes are started by torchrun on each of them)."""
+    section = resolved.get("distributed")
+    if not section:
+        return None
+    from keel.common.from_params import build
+    from keel.training.distributed import DistributedConfig
+
+    distributed = build(DistributedConfig, section, path="distributed")
+    if distributed.num_nodes > 1:
+        raise typer.BadParameter(
+            "distributed.num_nodes > 1: start keel train with torchrun on every node (see the "
+            "README, 'Training on several GPUs or machines')"
+        )
+    return distributed.processes_per_node
+
+
+def _primary_rank() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
 
 
 @keel_errors_exit

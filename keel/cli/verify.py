@@ -95,6 +95,12 @@ def doctor(
     junit: JunitOption = None,
     allow_unchecked: AllowUnchecked = [],  # noqa: B006
     include_package: IncludePackage = [],  # noqa: B006
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed", help="Also check the ranks of this torchrun job (see env check)."
+        ),
+    ] = False,
 ) -> None:
     """env check + verify (with an archive) + a reproducibility checklist, one exit code."""
     from keel.common.plugins import import_plugins
@@ -105,5 +111,6 @@ def doctor(
         str(archive) if archive else None,
         include_packages=tuple(include_package),
         allow_unchecked=tuple(allow_unchecked),
+        distributed=distributed,
     )
     raise typer.Exit(emit_report(report, as_json=as_json, junit=junit))

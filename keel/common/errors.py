@@ -45,6 +45,8 @@ NOTHING_TO_RECOVER = "KT003"
 RECOVER_CONFIG_MISMATCH = "KT004"
 NAN_LOSS = "KT005"
 RUN_IN_PROGRESS = "KT006"
+CLUSTER_MISMATCH = "KT007"  # the ranks of a distributed run differ (cluster gate)
+RANK_FAILED = "KT008"  # a rank of a distributed run failed or was killed
 
 # -- archive (KA) ------------------------------------------------------------------------------
 ARCHIVE_NOT_FOUND = "KA001"

@@ -6,6 +6,7 @@ from keel.archive.archive import read_manifest
 from keel.archive.manifest import Manifest
 from keel.common.errors import KeelError
 from keel.common.filenames import CONFIG_NAME
+from keel.guard.cluster import check_distributed
 from keel.guard.gpu_check import check_gpu_stack
 from keel.guard.results import FAIL, NOT_CHECKED, PASS, CheckResult, Report
 from keel.guard.verify import SIGNATURE_STEP, STEP_NAMES, verify_archive
@@ -58,6 +59,7 @@ def run_doctor(
     archive: str | None,
     include_packages: tuple[str, ...] = (),
     allow_unchecked: tuple[str, ...] = (),
+    distributed: bool = False,
 ) -> Report:
     """env check, then (with an archive) verify and the reproducibility checklist, as one
     report; ``allow_unchecked`` names checks (or verify steps) whose ``not_checked`` is
@@ -65,6 +67,8 @@ def run_doctor(
     report = Report("doctor", archive or "<environment>")
     stack = check_gpu_stack()
     report.checks.append(stack.summary())
+    if distributed:
+        report.checks.append(check_distributed())
     if archive is None:
         report.allow_unchecked(allow_unchecked)
         return report

@@ -11,6 +11,8 @@ from keel.metrics.metric import Metric
 class Average(Metric):
     """Call with a scalar (float or 0-d tensor) per batch; reports ``{"average": mean}``."""
 
+    statistics = ("_total", "_count")
+
     _total: torch.Tensor | float
     _count: int
 

@@ -16,6 +16,8 @@ class CategoricalAccuracy(Metric):
     Reports ``{"accuracy": correct / counted}`` (0.0 before anything was counted).
     """
 
+    statistics = ("_correct", "_total")
+
     _correct: torch.Tensor | int
     _total: torch.Tensor | int
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from keel.common import errors
@@ -20,6 +23,8 @@ class FBetaMeasure(Metric):
     macro average to those class indices; by default every predicted class counts. A score
     whose denominator is 0 is reported as 0.0.
     """
+
+    statistics = ("_true_positives", "_predicted", "_gold")
 
     _num_classes: int | None
     _true_positives: torch.Tensor | int
@@ -118,6 +123,11 @@ class FBetaMeasure(Metric):
             sum(fscore[i] for i in classes) / count if count else 0.0
         )
         return metrics
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        super().load_state(state)
+        counts = state["_gold"]
+        self._num_classes = int(counts.numel()) if isinstance(counts, torch.Tensor) else None
 
     def reset(self) -> None:
         self._num_classes = None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
 import torch
 
 from keel.common import errors
@@ -14,7 +18,13 @@ class Metric(Registrable):
 
     Statistics stay as tensors on the batch's device, so calling a metric never waits for the
     accelerator; only ``get_metric`` does.
+
+    ``statistics`` names the attributes that hold the running counts: ``state()`` copies them,
+    ``load_state`` restores them, and ``add_states`` adds several processes' states up, which
+    is how distributed training reports the metric of the whole validation set.
     """
+
+    statistics: ClassVar[tuple[str, ...]] = ()
 
     def __call__(
         self,
@@ -30,6 +40,23 @@ class Metric(Registrable):
 
     def reset(self) -> None:
         raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """A copy of the running statistics, on the CPU."""
+        return {name: _portable(getattr(self, name)) for name in self.statistics}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        for name in self.statistics:
+            setattr(self, name, state[name])
+
+    @classmethod
+    def add_states(cls, states: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The statistics of several processes added up (counts, sums, per-class tensors)."""
+        total = dict(states[0])
+        for state in states[1:]:
+            for name in cls.statistics:
+                total[name] = _add(total[name], state[name])
+        return total
 
     @staticmethod
     def require_gold_shape(
@@ -58,3 +85,16 @@ class Metric(Registrable):
             gold_labels.detach() if gold_labels is not None else None,
             mask.detach() if mask is not None else None,
         )
+
+
+def _portable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, Counter):
+        return Counter(value)
+    return value
+
+
+def _add(left: Any, right: Any) -> Any:
+    # ints, floats, tensors (also an int 0 and a tensor: a process that saw no batch), Counters
+    return left + right

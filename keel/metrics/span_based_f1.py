@@ -28,6 +28,8 @@ class SpanBasedF1Measure(Metric):
     ``precision-<type>``, ``recall-<type>``, ``f1-measure-<type>`` and the same for ``overall``.
     """
 
+    statistics = ("_true_positives", "_false_positives", "_false_negatives")
+
     def __init__(
         self,
         vocab: Annotated[Vocabulary, Supplied],

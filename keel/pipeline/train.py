@@ -25,9 +25,10 @@ from keel.archive.components import describe_components
 from keel.archive.manifest import DataFileRecord, Manifest
 from keel.archive.model_archive import archive_model
 from keel.common import errors
-from keel.common.errors import ConfigurationError, TrainingError
+from keel.common.errors import ConfigurationError, KeelError, TrainingError
 from keel.common.file_utils import atomic_write_json, atomic_write_text
 from keel.common.filenames import (
+    ARCHIVE_NAME,
     CHECKPOINTS_DIR,
     CONFIG_NAME,
     LOG_FILE,
@@ -41,6 +42,7 @@ from keel.data.batch import PackedInstances
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.data.instance import Instance
 from keel.data.vocabulary import Vocabulary
+from keel.guard.cluster import cluster_gate
 from keel.guard.environment import save_environment
 from keel.guard.fingerprint import (
     PreprocessingFingerprint,
@@ -51,6 +53,12 @@ from keel.guard.fingerprint import (
 from keel.guard.golden import record_golden
 from keel.guard.preprocessing_cache import PreprocessingCache, instances_key, vocabulary_key
 from keel.models.model import Model
+from keel.training.distributed import (
+    DistributedConfig,
+    DistributedContext,
+    init_distributed,
+    shutdown_distributed,
+)
 from keel.training.evaluation import evaluate
 from keel.training.experiment import Experiment, evaluation_batch_size, validate_experiment
 from keel.training.util import prepare_environment
@@ -184,8 +192,11 @@ def prepare_data(
     *,
     recover: bool,
     cache: PreprocessingCache | None,
+    write: bool = True,
 ) -> PreparedData:
-    """Read (or take from ``cache``), build or load the vocabulary, index, and fingerprint."""
+    """Read (or take from ``cache``), build or load the vocabulary, index, and fingerprint.
+
+    ``write=False`` (a distributed run's ranks but 0) saves no vocabulary into ``directory``."""
 
     validation_reader = experiment.validation_dataset_reader or experiment.dataset_reader
     reader_section = resolved["dataset_reader"]
@@ -237,7 +248,8 @@ def prepare_data(
             )
             if cache:
                 _best_effort(lambda: cache.store_vocabulary(vocab_key, vocab))
-        vocab.save_to_files(str(vocab_dir))
+        if write:
+            vocab.save_to_files(str(vocab_dir))
 
     instances: dict[str, list[Instance]] = {}
     packed: dict[str, PackedInstances | None] = {}
@@ -306,14 +318,118 @@ def train_model(
     With ``cache``, tokenized and indexed instances (and the vocabulary) are reused across runs
     on the same data and preprocessing config. ``bundle_code`` stores the source of custom
     (non-keel) packages in the archive.
+
+    Started by torchrun, this is one rank of a distributed run (``keel.training.distributed``):
+    every rank reads and indexes the data, the cluster gate compares the ranks, training runs
+    under DistributedDataParallel, and rank 0 alone prepares and writes the directory.
     """
 
     started = time.perf_counter()
     validation = validate_experiment(config)
     resolved = validation.resolved
-    directory = Path(serialization_dir)
+    section = resolved.get("distributed")
+    context = init_distributed(build(DistributedConfig, section) if section else None)
+    try:
+        if context is None:
+            return _train_in_directory(
+                resolved,
+                validation,
+                Path(serialization_dir),
+                started,
+                recover,
+                force,
+                include_packages,
+                quiet,
+                cache,
+                bundle_code,
+                None,
+            )
+        return _train_distributed(
+            resolved,
+            validation,
+            Path(serialization_dir),
+            started,
+            recover,
+            force,
+            include_packages,
+            quiet,
+            cache,
+            bundle_code,
+            context,
+        )
+    finally:
+        if context is not None:
+            shutdown_distributed()
+
+
+def _train_distributed(
+    resolved: Mapping[str, Any],
+    validation: Validation,
+    directory: Path,
+    started: float,
+    recover: bool,
+    force: bool,
+    include_packages: Iterable[str],
+    quiet: bool,
+    cache: PreprocessingCache | None,
+    bundle_code: bool,
+    context: DistributedContext,
+) -> TrainingResult:
+    if context.is_primary:
+        return _train_in_directory(
+            resolved,
+            validation,
+            directory,
+            started,
+            recover,
+            force,
+            include_packages,
+            quiet,
+            cache,
+            bundle_code,
+            context,
+        )
+    # Rank 0 checks and locks the directory; the others learn whether it could, so a refused
+    # directory stops every rank at once instead of leaving them waiting for it.
+    refusal = context.all_gather(None)[0]
+    if refusal is not None:
+        raise TrainingError(f"rank 0 could not start: {refusal}", code=errors.TRAINING_FAILED)
+    return _train(
+        config=resolved,
+        validation=validation,
+        directory=directory,
+        started=started,
+        recover=recover,
+        include_packages=include_packages,
+        quiet=True,
+        cache=None,  # rank 0 alone writes the shared cache
+        bundle_code=bundle_code,
+        context=context,
+    )
+
+
+def _train_in_directory(
+    resolved: Mapping[str, Any],
+    validation: Validation,
+    directory: Path,
+    started: float,
+    recover: bool,
+    force: bool,
+    include_packages: Iterable[str],
+    quiet: bool,
+    cache: PreprocessingCache | None,
+    bundle_code: bool,
+    context: DistributedContext | None,
+) -> TrainingResult:
     existed = directory.exists()
-    lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    try:
+        lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+    except KeelError as error:
+        if context is not None:
+            context.all_gather(error.message)
+        raise
+    if context is not None:
+        context.all_gather(None)
     try:
         with run_log(directory):
             return _train(
@@ -326,6 +442,7 @@ def train_model(
                 quiet=quiet,
                 cache=cache,
                 bundle_code=bundle_code,
+                context=context,
             )
     except BaseException:
         if not recover and not any((directory / CHECKPOINTS_DIR).glob("epoch_*")):
@@ -361,10 +478,13 @@ def _train(
     quiet: bool,
     cache: PreprocessingCache | None,
     bundle_code: bool,
+    context: DistributedContext | None = None,
 ) -> TrainingResult:
     resolved = config
-    atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
-    save_environment(directory)
+    primary = context is None or context.is_primary
+    if primary:
+        atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
+        save_environment(directory)
 
     experiment: Experiment = build(Experiment, resolved)
     prepare_environment(
@@ -376,12 +496,16 @@ def _train(
 
     reader = experiment.dataset_reader
     validation_reader = experiment.validation_dataset_reader or reader
-    data = prepare_data(experiment, resolved, directory, recover=recover, cache=cache)
+    data = prepare_data(
+        experiment, resolved, directory, recover=recover, cache=cache, write=primary
+    )
     vocab = data.vocab
     train_instances = data.instances["train"]
     validation_instances = data.instances.get("validation")
     test_instances = data.instances.get("test")
     manifest = _manifest(experiment, resolved, validation, data)
+    if context is not None:
+        manifest.distributed = cluster_gate(context, manifest).to_manifest()
     model = experiment.model.construct(vocab=vocab)
     data_loader = experiment.data_loader.construct(instances=train_instances)
     _index_loader(data_loader, vocab, data.packed["train"])
@@ -397,8 +521,13 @@ def _train(
         validation_data_loader=validation_loader,
         serialization_dir=str(directory),
         **({"quiet": True} if quiet else {}),
+        **({"distributed": context} if context is not None else {}),
     )
     metrics = trainer.train(recover=recover)
+    if not primary:
+        assert context is not None
+        context.barrier()  # rank 0 evaluates, records golden predictions and archives
+        return TrainingResult(directory, directory / ARCHIVE_NAME, metrics, model, vocab)
 
     if test_instances is not None and experiment.evaluate_on_test:
         test_metrics = evaluate(
@@ -429,6 +558,8 @@ def _train(
         golden=golden,
         bundle_code=bundle_code,
     )
+    if context is not None:
+        context.barrier()
     return TrainingResult(directory, archive_path, metrics, model, vocab)
 
 

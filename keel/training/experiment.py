@@ -15,6 +15,7 @@ from keel.data.data_loaders.data_loader import DataLoader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
+from keel.training.distributed import DistributedConfig
 from keel.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Experiment:
     #: recorded in the manifest for model registries and experiment trackers
     model_name: str | None = None
     model_version: str | None = None
+    #: AllenNLP's section: how many processes, which backend (see keel.training.distributed)
+    distributed: DistributedConfig | None = None
 
 
 def validate_experiment(config: Mapping[str, Any], *, check_files: bool = True) -> Validation:

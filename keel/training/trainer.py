@@ -35,6 +35,12 @@ from keel.common.weights import read_weights, save_weights
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.models.model import Model
 from keel.training.checkpointer import Checkpointer
+from keel.training.distributed import (
+    DistributedContext,
+    metrics_of,
+    metrics_without_statistics,
+    reduce_metrics,
+)
 from keel.training.learning_rate_schedulers import LearningRateScheduler
 from keel.training.optimizers import AdamOptimizer, Optimizer
 from keel.training.util import (
@@ -143,6 +149,14 @@ class GradientDescentTrainer(Trainer):
     ``grad_norm`` clips the gradients' total norm; ``grad_clipping`` clamps each gradient value
     to ``[-grad_clipping, grad_clipping]`` (both after accumulation, just before the step).
     Accumulated losses are averaged over the batches of each optimizer step.
+
+    With ``distributed`` (supplied by the train pipeline under torchrun), the model is wrapped in
+    DistributedDataParallel, each loader yields this rank's slice of every global batch
+    (``batch_size`` per process, as in AllenNLP), each rank's loss is weighted by its share of
+    the global batch so the averaged gradient is the whole batch's, and validation runs on
+    every rank with the metrics' statistics summed over the ranks. Every decision (best epoch,
+    patience, schedulers, clipping) is taken from values identical on every rank; only rank 0
+    writes files.
     """
 
     def __init__(
@@ -163,8 +177,10 @@ class GradientDescentTrainer(Trainer):
         use_amp: bool = False,
         keep_most_recent: Annotated[int, Positive] | None = 2,
         quiet: Annotated[bool, Supplied] = False,
+        distributed: Annotated[DistributedContext, Supplied] | None = None,
     ) -> None:
         self.model = model
+        self.distributed = distributed
         self.data_loader = data_loader
         self.validation_data_loader = validation_data_loader
         self.serialization_dir = Path(serialization_dir) if serialization_dir else None
@@ -175,9 +191,13 @@ class GradientDescentTrainer(Trainer):
         self.quiet = quiet
         self.tracker = _MetricTracker(validation_metric, patience)
 
-        self.device = _resolve_device(cuda_device)
+        self.device = distributed.device if distributed else _resolve_device(cuda_device)
         if self.device.type != "cpu":
             self.model.to(self.device)
+        #: what the training forward goes through: the model, or its DistributedDataParallel
+        self.network: torch.nn.Module = self.model
+        if distributed is not None:
+            self._prepare_distributed(distributed)
         self.use_amp = use_amp
         # fp16 needs loss scaling on GPUs; CPU autocast uses bfloat16, which does not.
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -213,10 +233,31 @@ class GradientDescentTrainer(Trainer):
             if self.serialization_dir is not None
             else None
         )
+        #: only rank 0 of a distributed job writes checkpoints, metrics and best weights
+        self.writes = distributed is None or distributed.is_primary
         self.optimizer_steps = 0
         self.metrics_history: list[dict[str, Any]] = []
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._duration_before_s = 0.0
+
+    def _prepare_distributed(self, distributed: DistributedContext) -> None:
+        unreducible = metrics_without_statistics(self.model)
+        if unreducible:
+            raise TrainingError(
+                f"metrics {', '.join(unreducible)} declare no statistics, so their values "
+                "cannot be summed over the ranks of a distributed run; declare "
+                "Metric.statistics (the attributes holding their counts)"
+            )
+        for loader in (self.data_loader, self.validation_data_loader):
+            if loader is not None:
+                loader.shard(distributed.rank, distributed.world_size)
+        # DDP copies rank 0's weights to every rank here, so all start alike. Buffers are not
+        # broadcast on each forward: keel's models keep none that training changes.
+        self.network = torch.nn.parallel.DistributedDataParallel(
+            self.model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -258,10 +299,14 @@ class GradientDescentTrainer(Trainer):
             if is_best:
                 self.best_weights = _cpu_copy(self.model.state_dict())
             if self.serialization_dir is not None:
+                rng_states = (
+                    self.distributed.all_gather(get_rng_state()) if self.distributed else None
+                )
+            if self.serialization_dir is not None and self.writes:
                 atomic_write_json(
                     self.serialization_dir / EPOCH_METRICS_FILE.format(epoch=epoch), metrics
                 )
-                self._save_checkpoint(epoch, duration)
+                self._save_checkpoint(epoch, duration, rng_states)
                 if is_best and self.best_weights is not None:
                     # After the checkpoint, so that a crash in between is repaired on recovery.
                     save_weights(self.best_weights, self.serialization_dir / BEST_WEIGHTS_FILE)
@@ -274,7 +319,7 @@ class GradientDescentTrainer(Trainer):
                 break
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
-        if self.serialization_dir is not None:
+        if self.serialization_dir is not None and self.writes:
             atomic_write_json(self.serialization_dir / METRICS_FILE, metrics)
         return metrics
 
@@ -295,17 +340,26 @@ class GradientDescentTrainer(Trainer):
                 position = index % accumulation
                 if position == 0 and num_batches is not None:
                     group_size = min(accumulation, num_batches - index)
-                loss = self._forward_loss(batch, training=True)
-                assert loss is not None  # _forward_loss raises for a training batch without one
-                losses.add(loss)
-                if group_size > 1:
-                    loss = loss / group_size
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
+                last_of_group = position == group_size - 1
+                mine, total = self._share()
+                with self._sharing(mine, last_of_group):
+                    loss = self._forward_loss(batch, training=True)
+                    assert loss is not None  # raised for a training batch without one
+                    if self.distributed is not None:
+                        # DDP averages the ranks' gradients; weighting each rank by its share
+                        # of the global batch makes that average the whole batch's gradient.
+                        losses.add(loss * (mine / total))
+                        loss = loss * (mine * self.distributed.world_size / total)
+                    else:
+                        losses.add(loss)
+                    if group_size > 1:
+                        loss = loss / group_size
+                    if self.scaler is not None:
+                        self.scaler.scale(loss).backward()
+                    else:
+                        loss.backward()
                 pending = True
-                if position == group_size - 1:
+                if last_of_group:
                     self._step()
                     pending = False
                 now = time.monotonic()
@@ -316,16 +370,49 @@ class GradientDescentTrainer(Trainer):
                 self._step()
             if losses.count == 0:
                 raise TrainingError(f"the training data loader yielded no batch in epoch {epoch}")
+            mean_loss = losses.mean()
+            if self.distributed is not None:
+                # Each rank summed its shares of the global batches' losses.
+                mean_loss = self.distributed.sum([losses.total])[0] / losses.count
+                losses.check(mean_loss)
+                reduce_metrics(model, self.distributed)
             metrics = _plain_metrics(model.get_metrics(reset=True))
-            metrics["loss"] = losses.mean()
+            metrics["loss"] = mean_loss
             advance(losses.count, metrics["loss"], metrics)
         return metrics
+
+    def _share(self) -> tuple[int, int]:
+        """(instances of this rank, instances of the global batch) for the batch just read."""
+        if self.distributed is None:
+            return 1, 1
+        mine, total = self.data_loader.batch_share
+        return mine, max(total, 1)
+
+    @contextlib.contextmanager
+    def _sharing(self, mine: int, last_of_group: bool) -> Iterator[None]:
+        """Around one training batch: gradients exchanged only on the last batch of an
+        accumulation group; a rank with no instance in the batch (it got one as a stand-in,
+        weighted 0) leaves the metrics as they were."""
+        if self.distributed is None:
+            yield
+            return
+        metrics = metrics_of(self.model) if mine == 0 else []
+        saved = [metric.state() for metric in metrics]
+        synchronising = (
+            contextlib.nullcontext() if last_of_group else self.network.no_sync()  # type: ignore[operator]
+        )
+        with synchronising:
+            yield
+        for metric, state in zip(metrics, saved, strict=True):
+            metric.load_state(state)
 
     def _forward_loss(self, batch: dict[str, Any], training: bool) -> torch.Tensor | None:
         if self.device.type != "cpu":
             batch = _move_to_device(batch, self.device)
+        # Validation bypasses DDP: ranks may run different numbers of validation batches.
+        network = self.network if training else self.model
         with self._autocast():
-            output = self.model(**batch)
+            output = network(**batch)
         loss = output.get("loss") if isinstance(output, Mapping) else None
         if loss is None and training:
             raise TrainingError(
@@ -359,17 +446,36 @@ class GradientDescentTrainer(Trainer):
         model.eval()
         model.get_metrics(reset=True)
         _set_epoch(loader, epoch)
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         losses = 0
+        distributed = self.distributed
         with torch.no_grad():
             for batch in loader:
+                if distributed is None:
+                    share = 1.0
+                else:
+                    mine, total = loader.batch_share
+                    if mine == 0:  # a stand-in instance: this rank has no part of this batch
+                        losses += 1
+                        continue
+                    share = mine / total
                 loss = self._forward_loss(batch, training=False)
                 if loss is not None:
-                    loss_sum += loss.detach().float()
+                    loss_sum += loss.detach().double() * share
                     losses += 1
+        if distributed is None:
+            metrics = _plain_metrics(model.get_metrics(reset=True))
+            if losses:
+                metrics["loss"] = float(loss_sum.item()) / losses
+            return metrics
+        # Summed over the ranks: the metrics of the whole validation set, and the mean over the
+        # global batches of each batch's loss.
+        reduce_metrics(model, distributed)
         metrics = _plain_metrics(model.get_metrics(reset=True))
-        if losses:
-            metrics["loss"] = float(loss_sum.item()) / losses
+        total_loss, counted = distributed.sum([float(loss_sum.item()), float(losses)])
+        batches = len(loader)
+        if counted and batches:
+            metrics["loss"] = total_loss / batches
         return metrics
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -492,7 +598,9 @@ class GradientDescentTrainer(Trainer):
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def _save_checkpoint(self, epoch: int, duration_s: float) -> None:
+    def _save_checkpoint(
+        self, epoch: int, duration_s: float, rng_states: list[Any] | None = None
+    ) -> None:
         assert self.checkpointer is not None
         state = {
             "format_version": TRAINING_STATE_FORMAT,
@@ -505,6 +613,9 @@ class GradientDescentTrainer(Trainer):
             "optimizer_steps": self.optimizer_steps,
             "training_duration_s": duration_s,
             "rng": get_rng_state(),
+            # every rank's random state (rank order), so a distributed run resumes exactly
+            "world_size": self.distributed.world_size if self.distributed else 1,
+            "rng_per_rank": rng_states,
         }
         self.checkpointer.save(epoch, self.model.state_dict(), state)
 
@@ -541,12 +652,20 @@ class GradientDescentTrainer(Trainer):
         self.optimizer_steps = int(state["optimizer_steps"])
         self._duration_before_s = float(state["training_duration_s"])
         epoch = int(state["epoch"])
+        world_size = self.distributed.world_size if self.distributed else 1
+        if int(state.get("world_size", 1)) != world_size:
+            raise TrainingError(
+                f"{checkpoint.state_path} was written by a run of {state.get('world_size', 1)} "
+                f"process(es); --recover needs the same number, not {world_size}",
+                code=errors.NOTHING_TO_RECOVER,
+            )
         best_path = self.serialization_dir / BEST_WEIGHTS_FILE
         if self.tracker.best_epoch == epoch:
             # This checkpoint's weights are the best ones; the best file may be older or missing
             # if the run died between writing the checkpoint and the best file.
             self.best_weights = _cpu_copy(weights)
-            save_weights(self.best_weights, best_path)
+            if self.writes:
+                save_weights(self.best_weights, best_path)
         elif best_path.is_file():
             self.best_weights = read_weights(best_path)
         else:
@@ -555,7 +674,9 @@ class GradientDescentTrainer(Trainer):
                 f"{self.tracker.best_epoch}) is missing",
                 code=errors.NOTHING_TO_RECOVER,
             )
-        set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank")
+        rank = self.distributed.rank if self.distributed else 0
+        set_rng_state(per_rank[rank] if per_rank else state["rng"])
         logger.info("recovered from %s; continuing at epoch %d", checkpoint.path, epoch + 2)
         return epoch + 1
 
@@ -613,13 +734,16 @@ class _LossTotal:
             self.summed += len(self.pending)
             self.pending.clear()
         mean = self.total / max(self.summed, 1)
+        self.check(mean)
+        return mean
+
+    def check(self, mean: float) -> None:
         if not math.isfinite(mean):
             raise TrainingError(
                 f"the training loss became {mean} in epoch {self.epoch} (by batch {self.summed}); "
                 "lower the learning rate, clip gradients (grad_norm) or check the data",
                 code=errors.NAN_LOSS,
             )
-        return mean
 
 
 def _plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
@@ -80,6 +81,8 @@ class MultiProcessDataLoader(DataLoader):
         self._epoch = 0
         self._prepared = False
         self._packed: PackedInstances | None = None
+        self._rank, self._world_size = 0, 1
+        self.batch_share = (0, 0)
 
     def index_with(self, vocab: Vocabulary, packed: PackedInstances | None = None) -> None:
         if packed is not None and len(packed) != len(self.instances):
@@ -92,6 +95,21 @@ class MultiProcessDataLoader(DataLoader):
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = epoch
+
+    def shard(self, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise KeelError(f"shard: rank {rank} is not in 0..{world_size - 1}")
+        sampler = self.batch_sampler
+        if (
+            world_size > 1
+            and sampler is not None
+            and not isinstance(getattr(sampler, "batch_size", None), int)
+        ):
+            raise KeelError(
+                f"{type(self.batch_sampler).__name__} has no batch_size, so its batches "
+                "cannot be scaled to the number of processes"
+            )
+        self._rank, self._world_size = rank, world_size
 
     @property
     def epoch(self) -> int:
@@ -111,39 +129,65 @@ class MultiProcessDataLoader(DataLoader):
         self._prepared = True
 
     def batch_indices(self, epoch: int | None = None) -> list[list[int]]:
-        """The batches of ``epoch`` (default: the next one) as index lists."""
+        """The batches of ``epoch`` (default: the next one) as index lists; when sharded, the
+        global batches (``batch_size * world_size`` instances each) every process shares."""
         generator = epoch_generator(self.seed, self._epoch if epoch is None else epoch)
+        world = self._world_size
         if self.batch_sampler is not None:
-            return self.batch_sampler.get_batch_indices(self.instances, generator)
+            sampler = self.batch_sampler
+            if world > 1:
+                sampler = copy.copy(sampler)
+                sampler.batch_size *= world  # type: ignore[attr-defined]
+            return sampler.get_batch_indices(self.instances, generator)
         count = len(self.instances)
+        size = self.batch_size * world
         if self.shuffle:
             order = torch.randperm(count, generator=generator).tolist()
         else:
             order = list(range(count))
-        batches = [order[i : i + self.batch_size] for i in range(0, count, self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+        batches = [order[i : i + size] for i in range(0, count, size)]
+        if self.drop_last and batches and len(batches[-1]) < size:
             batches.pop()
         return batches
+
+    def _shares(self, batches: list[list[int]]) -> Iterator[tuple[list[int], int, int]]:
+        """Per global batch: this process's indices, its count, the batch's count."""
+        world, rank = self._world_size, self._rank
+        for batch in batches:
+            if world == 1:
+                yield batch, len(batch), len(batch)
+                continue
+            # Near-equal contiguous slices, the first ones one longer when it does not divide.
+            base, extra = divmod(len(batch), world)
+            start = rank * base + min(rank, extra)
+            piece = batch[start : start + base + (1 if rank < extra else 0)]
+            yield (piece or batch[:1]), len(piece), len(batch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self._prepare()
         batches = self.batch_indices()
         self._epoch += 1
         packed = self._packed
-        if packed is not None:
-            for indices in batches:
+        instances = self.instances
+        for indices, mine, total in self._shares(batches):
+            self.batch_share = (mine, total)
+            if packed is not None:
                 yield packed.take(indices)
-        else:
-            instances = self.instances
-            for indices in batches:
+            else:
                 yield collate([instances[i] for i in indices])
 
     def iter_instances(self) -> Iterator[Instance]:
         return iter(self.instances)
 
     def __len__(self) -> int:
+        world = self._world_size
         if self.batch_sampler is not None:
-            return self.batch_sampler.get_num_batches(self.instances)
+            if world == 1:
+                return self.batch_sampler.get_num_batches(self.instances)
+            sampler = copy.copy(self.batch_sampler)
+            sampler.batch_size *= world  # type: ignore[attr-defined]
+            return sampler.get_num_batches(self.instances)
+        size = self.batch_size * world
         if self.drop_last:
-            return len(self.instances) // self.batch_size
-        return math.ceil(len(self.instances) / self.batch_size)
+            return len(self.instances) // size
+        return math.ceil(len(self.instances) / size)
