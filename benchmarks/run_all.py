@@ -31,6 +31,7 @@ def main() -> None:
     run("env_capture.py")
     run("hashing.py")
     run("fingerprint.py", sst2_train)
+    run("ddp.py", "--sst2", args.sst2)
     if args.archive:
         run("verify_speed.py", args.archive)
 

@@ -167,8 +167,7 @@ def train(
             )
             arguments += [flag for flag, given in flags if given]
             console.print(f"starting {processes} training processes (torch.distributed)")
-            launch_local(processes, arguments)
-            console.print(f"archive: {serialization_dir / 'model.tar.gz'}")
+            launch_local(processes, arguments)  # rank 0 printed the metrics and the archive
             return
     elif nproc_per_node is not None:
         raise typer.BadParameter(
