@@ -249,8 +249,15 @@ class GradientDescentTrainer(Trainer):
                 "Metric.statistics (the attributes holding their counts)"
             )
         for loader in (self.data_loader, self.validation_data_loader):
-            if loader is not None:
+            if loader is None:
+                continue
+            try:
                 loader.shard(distributed.rank, distributed.world_size)
+            except NotImplementedError as error:
+                raise TrainingError(
+                    f"{error}; a distributed run needs a data loader that shards (e.g. "
+                    "multiprocess)"
+                ) from error
         # DDP copies rank 0's weights to every rank here, so all start alike. Buffers are not
         # broadcast on each forward: keel's models keep none that training changes.
         self.network = torch.nn.parallel.DistributedDataParallel(

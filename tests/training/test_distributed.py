@@ -456,3 +456,42 @@ def test_env_check_distributed_outside_torchrun_is_not_checked() -> None:
     assert check["status"] == "not_checked" and "torchrun" in check["reason"]
     allowed = keel("env", "check", "--distributed", "--allow-unchecked", "distributed")
     assert allowed.returncode == 0
+
+
+def test_distributed_section_errors_name_the_key() -> None:
+    from keel.common.errors import ConfigurationError
+    from keel.common.from_params import validate
+    from keel.training.distributed import DistributedConfig
+
+    with pytest.raises(ConfigurationError, match="backend"):
+        DistributedConfig(backend="mpi")
+    with pytest.raises(ConfigurationError, match="num_processes"):
+        DistributedConfig(cuda_devices=[0], num_processes=2)
+    issues = validate(DistributedConfig, {"num_processes": 0, "timeout_s": -1}).issues
+    assert {issue.path for issue in issues} == {"num_processes", "timeout_s"}
+    assert DistributedConfig(cuda_devices=[0, 1]).processes_per_node == 2
+    assert DistributedConfig(num_processes=3).processes_per_node == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without GPU")
+def test_nccl_or_cuda_devices_without_a_gpu_are_refused_before_any_collective(monkeypatch) -> None:
+    from keel.common.errors import ConfigurationError
+    from keel.training.distributed import DistributedConfig, init_distributed
+
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match="distributed.cuda_devices"):
+        init_distributed(DistributedConfig(cuda_devices=[0]))
+    with pytest.raises(ConfigurationError, match="nccl needs CUDA"):
+        init_distributed(DistributedConfig(backend="nccl"))
+    assert not torch.distributed.is_initialized()
+
+
+def test_a_loader_that_cannot_shard_is_refused_by_name() -> None:
+    from keel.data.data_loaders.data_loader import DataLoader
+
+    class Fixed(DataLoader):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Fixed cannot shard"):
+        Fixed().shard(0, 2)
