@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keel.archive.archive import read_manifest
 from keel.archive.components import describe_components
 from keel.archive.manifest import DataFileRecord, Manifest
 from keel.archive.model_archive import archive_model
@@ -52,6 +53,7 @@ from keel.guard.fingerprint import (
 )
 from keel.guard.golden import record_golden
 from keel.guard.preprocessing_cache import PreprocessingCache, instances_key, vocabulary_key
+from keel.guard.verify import verify_archive
 from keel.models.model import Model
 from keel.training.distributed import (
     DistributedConfig,
@@ -547,20 +549,42 @@ def _train(
             sample_size=experiment.golden_sample_size,
             seed=experiment.random_seed,
         )
-    archive_path = archive_model(
-        directory,
-        model=model,
-        vocab=vocab,
-        config=resolved,
-        metrics=metrics,
-        manifest=manifest,
-        include_packages=list(include_packages),
-        golden=golden,
-        bundle_code=bundle_code,
-    )
+    callbacks = list(getattr(trainer, "callbacks", []))
+    try:
+        archive_path = archive_model(
+            directory,
+            model=model,
+            vocab=vocab,
+            config=resolved,
+            metrics=metrics,
+            manifest=manifest,
+            include_packages=list(include_packages),
+            golden=golden,
+            bundle_code=bundle_code,
+        )
+        if callbacks:
+            _report_archive(archive_path, callbacks, include_packages)
+    except BaseException as error:
+        for callback in callbacks:
+            callback.on_error(error)
+        raise
     if context is not None:
         context.barrier()
     return TrainingResult(directory, archive_path, metrics, model, vocab)
+
+
+def _report_archive(
+    archive_path: Path, callbacks: list[Any], include_packages: Iterable[str]
+) -> None:
+    """Hand the new archive (its manifest, and keel verify's verdict when a callback wants it)
+    to the trainer's callbacks."""
+    verdict = None
+    if any(callback.wants_verdict for callback in callbacks):
+        report = verify_archive(archive_path, include_packages=tuple(include_packages))
+        verdict = {"ok": report.ok, "failed": list(report.failed)}
+    manifest = read_manifest(archive_path).to_dict()
+    for callback in callbacks:
+        callback.on_archive(archive_path, manifest, verdict)
 
 
 def _manifest(

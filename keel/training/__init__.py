@@ -1,5 +1,11 @@
 """Training: the trainer, optimizers, schedulers, checkpoints, seeding and evaluation."""
 
+from keel.training.callbacks import (
+    ConsoleLoggerCallback,
+    MlflowCallback,
+    TensorBoardCallback,
+    TrainerCallback,
+)
 from keel.training.checkpointer import Checkpoint, Checkpointer
 from keel.training.learning_rate_schedulers import (
     LearningRateScheduler,
@@ -16,6 +22,10 @@ from keel.training.trainer import GradientDescentTrainer, Trainer
 from keel.training.util import prepare_environment
 
 __all__ = [
+    "ConsoleLoggerCallback",
+    "MlflowCallback",
+    "TensorBoardCallback",
+    "TrainerCallback",
     "AdamOptimizer",
     "AdamWOptimizer",
     "Checkpoint",

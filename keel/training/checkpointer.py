@@ -1,6 +1,7 @@
-"""Per-epoch training checkpoints that are complete or invisible, never half-written.
+"""Training checkpoints that are complete or invisible, never half-written.
 
-A checkpoint is the directory ``<serialization_dir>/checkpoints/epoch_<N>/`` holding
+A checkpoint is the directory ``<serialization_dir>/checkpoints/epoch_<N>/`` (epoch N finished)
+or ``epoch_<N>_batch_<K>/`` (inside epoch N, after K batches) holding
 
 - ``model.safetensors``: the model's weights;
 - ``training_state.pt``: everything else (optimizer and scheduler state, RNG states, epoch,
@@ -31,15 +32,21 @@ from keel.common.weights import read_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)$")
+_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)(?:_batch_(\d+))?$")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A complete checkpoint on disk; ``epoch`` is the last epoch it has finished (0-based)."""
+    """A complete checkpoint on disk: of finished epoch ``epoch`` (0-based), or, with
+    ``batches``, taken inside epoch ``epoch`` after that many batches."""
 
     epoch: int
     path: Path
+    batches: int | None = None
+
+    @property
+    def order(self) -> tuple[int, float]:
+        return (self.epoch, float("inf") if self.batches is None else self.batches)
 
     @property
     def model_path(self) -> Path:
@@ -62,12 +69,19 @@ class Checkpointer:
         self.keep_most_recent = keep_most_recent
 
     def save(
-        self, epoch: int, model_state: dict[str, torch.Tensor], training_state: dict[str, Any]
+        self,
+        epoch: int,
+        model_state: dict[str, torch.Tensor],
+        training_state: dict[str, Any],
+        *,
+        batches: int | None = None,
     ) -> Checkpoint:
-        """Write the checkpoint of finished epoch ``epoch``; then prune old checkpoints."""
+        """Write the checkpoint of finished epoch ``epoch`` (or, with ``batches``, of epoch
+        ``epoch`` that far in); then prune old checkpoints."""
         self.directory.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.directory)
-        target = self.directory / f"epoch_{epoch}"
+        name = f"epoch_{epoch}" if batches is None else f"epoch_{epoch}_batch_{batches}"
+        target = self.directory / name
         if target.exists():
             # A rerun of this epoch after a crash between the rename and pruning: replace it.
             shutil.rmtree(target)
@@ -75,7 +89,7 @@ class Checkpointer:
             save_weights(model_state, temp / CHECKPOINT_MODEL_FILE)
             torch.save(training_state, temp / CHECKPOINT_STATE_FILE)
         self._prune()
-        return Checkpoint(epoch, target)
+        return Checkpoint(epoch, target, batches)
 
     def all(self) -> list[Checkpoint]:
         """Complete checkpoints, oldest first."""
@@ -89,8 +103,9 @@ class Checkpointer:
                 and (child / CHECKPOINT_MODEL_FILE).is_file()
                 and (child / CHECKPOINT_STATE_FILE).is_file()
             ):
-                found.append(Checkpoint(int(match.group(1)), child))
-        return sorted(found, key=lambda checkpoint: checkpoint.epoch)
+                batches = int(match.group(2)) if match.group(2) is not None else None
+                found.append(Checkpoint(int(match.group(1)), child, batches))
+        return sorted(found, key=lambda checkpoint: checkpoint.order)
 
     def latest(self) -> Checkpoint | None:
         """The most recent complete checkpoint, or None."""

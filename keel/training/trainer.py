@@ -14,8 +14,11 @@ import contextlib
 import datetime
 import logging
 import math
+import signal
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +37,7 @@ from keel.common.registry import Registrable
 from keel.common.weights import read_weights, save_weights
 from keel.data.data_loaders.data_loader import DataLoader
 from keel.models.model import Model
+from keel.training.callbacks.callback import TrainerCallback
 from keel.training.checkpointer import Checkpointer
 from keel.training.distributed import (
     DistributedContext,
@@ -150,6 +154,12 @@ class GradientDescentTrainer(Trainer):
     to ``[-grad_clipping, grad_clipping]`` (both after accumulation, just before the step).
     Accumulated losses are averaged over the batches of each optimizer step.
 
+    Checkpoints are written after every epoch and, with ``checkpoint_every_batches`` (optimizer
+    steps) or ``checkpoint_every_minutes``, inside epochs too; ``keep_most_recent`` counts both.
+    SIGTERM (what schedulers send before preemption) writes a checkpoint at the next step and
+    ends the run with exit status 143; ``--recover`` from any checkpoint ends bit-identical on
+    CPU to an uninterrupted run. ``callbacks`` (``keel.training.callbacks``) hook into the loop.
+
     With ``distributed`` (supplied by the train pipeline under torchrun), the model is wrapped in
     DistributedDataParallel, each loader yields this rank's slice of every global batch
     (``batch_size`` per process, as in AllenNLP), each rank's loss is weighted by its share of
@@ -176,8 +186,11 @@ class GradientDescentTrainer(Trainer):
         cuda_device: int | None = None,
         use_amp: bool = False,
         keep_most_recent: Annotated[int, Positive] | None = 2,
+        checkpoint_every_batches: Annotated[int, Positive] | None = None,
+        checkpoint_every_minutes: Annotated[float, Positive] | None = None,
         quiet: Annotated[bool, Supplied] = False,
         distributed: Annotated[DistributedContext, Supplied] | None = None,
+        callbacks: list[Lazy[TrainerCallback]] | None = None,
     ) -> None:
         self.model = model
         self.distributed = distributed
@@ -235,10 +248,24 @@ class GradientDescentTrainer(Trainer):
         )
         #: only rank 0 of a distributed job writes checkpoints, metrics and best weights
         self.writes = distributed is None or distributed.is_primary
+        self.callbacks: list[TrainerCallback] = [
+            callback.construct(serialization_dir=str(self.serialization_dir or "."))
+            for callback in callbacks or []
+        ]
         self.optimizer_steps = 0
         self.metrics_history: list[dict[str, Any]] = []
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._duration_before_s = 0.0
+        self.checkpoint_every_batches = checkpoint_every_batches
+        self.checkpoint_every_seconds = (
+            checkpoint_every_minutes * 60.0 if checkpoint_every_minutes is not None else None
+        )
+        self._last_checkpoint_time = time.monotonic()
+        self._train_started = time.monotonic()
+        #: where a mid-epoch checkpoint left off (set by --recover from one)
+        self._resume: dict[str, Any] | None = None
+        #: set by SIGTERM: checkpoint at the next step and exit 143
+        self._stop_requested = False
 
     def _prepare_distributed(self, distributed: DistributedContext) -> None:
         unreducible = metrics_without_statistics(self.model)
@@ -271,9 +298,28 @@ class GradientDescentTrainer(Trainer):
     def train(self, recover: bool = False) -> dict[str, Any]:
         """Train for ``num_epochs`` (or until patience runs out); return the last epoch's metrics
         with the best epoch's. The model ends with the best epoch's weights loaded."""
+        previous = _handle_sigterm(self._request_stop)
+        try:
+            return self._train(recover)
+        except BaseException as error:
+            for callback in self.callbacks:
+                callback.on_error(error, is_primary=self.writes)
+            raise
+        finally:
+            _restore_sigterm(previous)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        logger.warning("SIGTERM: checkpointing at the next step, then stopping (exit 143)")
+        self._stop_requested = True
+
+    def _train(self, recover: bool) -> dict[str, Any]:
         start_epoch = self._restore_checkpoint() if recover else 0
+        for callback in self.callbacks:
+            callback.on_start(self, is_primary=self.writes)
         started = time.monotonic()
+        self._train_started = started
         metrics: dict[str, Any] = dict(self.metrics_history[-1]) if self.metrics_history else {}
+        epoch = start_epoch - 1
         for epoch in range(start_epoch, self.num_epochs):
             if self.tracker.should_stop_early():
                 break
@@ -305,6 +351,8 @@ class GradientDescentTrainer(Trainer):
             )
             if is_best:
                 self.best_weights = _cpu_copy(self.model.state_dict())
+            for callback in self.callbacks:
+                callback.on_epoch(self, metrics, epoch, is_primary=self.writes)
             if self.serialization_dir is not None:
                 rng_states = (
                     self.distributed.all_gather(get_rng_state()) if self.distributed else None
@@ -317,6 +365,8 @@ class GradientDescentTrainer(Trainer):
                 if is_best and self.best_weights is not None:
                     # After the checkpoint, so that a crash in between is repaired on recovery.
                     save_weights(self.best_weights, self.serialization_dir / BEST_WEIGHTS_FILE)
+            if self._agree(self._stop_requested, False)[0]:
+                self._exit_for_sigterm(f"after epoch {epoch}")
             if self.tracker.should_stop_early():
                 logger.info(
                     "no improvement of %s for %d epochs: stopping early",
@@ -328,6 +378,8 @@ class GradientDescentTrainer(Trainer):
             self.model.load_state_dict(self.best_weights)
         if self.serialization_dir is not None and self.writes:
             atomic_write_json(self.serialization_dir / METRICS_FILE, metrics)
+        for callback in self.callbacks:
+            callback.on_end(self, metrics, epoch, is_primary=self.writes)
         return metrics
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -338,19 +390,32 @@ class GradientDescentTrainer(Trainer):
         accumulation = self.num_gradient_accumulation_steps
         num_batches = self.num_batches
         losses = _LossTotal(epoch)
+        skip = 0
+        resume, self._resume = self._resume, None
+        if resume is not None and resume["epoch"] == epoch:
+            # Continue a mid-epoch checkpoint: the batches it had done are skipped (the order
+            # depends only on the seed and the epoch), its running loss and metrics restored.
+            skip = int(resume["batches"])
+            losses.total, losses.summed = float(resume["loss_total"]), int(resume["loss_count"])
+            for metric, state in zip(metrics_of(model), resume["metrics"], strict=True):
+                metric.load_state(_decode_state(state))
         group_size = accumulation
         pending = False
+        inputs: list[dict[str, Any]] = []
+        outputs: list[dict[str, Any]] = []
         self.optimizer.zero_grad(set_to_none=True)
         with self._progress(epoch, num_batches) as advance:
             last_refresh = time.monotonic()
             for index, batch in enumerate(self.data_loader):
+                if index < skip:
+                    continue
                 position = index % accumulation
                 if position == 0 and num_batches is not None:
                     group_size = min(accumulation, num_batches - index)
                 last_of_group = position == group_size - 1
                 mine, total = self._share()
                 with self._sharing(mine, last_of_group):
-                    loss = self._forward_loss(batch, training=True)
+                    loss, output = self._forward(batch, training=True)
                     assert loss is not None  # raised for a training batch without one
                     if self.distributed is not None:
                         # DDP averages the ranks' gradients; weighting each rank by its share
@@ -365,10 +430,15 @@ class GradientDescentTrainer(Trainer):
                         self.scaler.scale(loss).backward()
                     else:
                         loss.backward()
+                if self.callbacks:
+                    inputs.append(batch)
+                    outputs.append(output)
                 pending = True
                 if last_of_group:
-                    self._step()
+                    grad_norm = self._step()
                     pending = False
+                    self._after_step(epoch, index + 1, losses, inputs, outputs, grad_norm)
+                    inputs, outputs = [], []
                 now = time.monotonic()
                 if now - last_refresh >= _REFRESH_INTERVAL_S:
                     last_refresh = now
@@ -387,6 +457,67 @@ class GradientDescentTrainer(Trainer):
             metrics["loss"] = mean_loss
             advance(losses.count, metrics["loss"], metrics)
         return metrics
+
+    def _after_step(
+        self,
+        epoch: int,
+        batches_done: int,
+        losses: _LossTotal,
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        grad_norm: float | None,
+    ) -> None:
+        """Callbacks, then a mid-epoch checkpoint when one is due or SIGTERM asked for one."""
+        if self.callbacks:
+            batch_metrics = _plain_metrics(self.model.get_metrics(reset=False))
+            batch_metrics["loss"] = losses.mean()
+            batch_metrics["batch_loss"] = _batch_loss(outputs)
+            step = math.ceil(batches_done / self.num_gradient_accumulation_steps)
+            for callback in self.callbacks:
+                callback.on_batch(
+                    self,
+                    inputs,
+                    outputs,
+                    batch_metrics,
+                    epoch,
+                    step,
+                    is_training=True,
+                    is_primary=self.writes,
+                    batch_grad_norm=grad_norm,
+                )
+        steps = self.optimizer_steps
+        due = (
+            self.checkpoint_every_batches is not None and steps % self.checkpoint_every_batches == 0
+        )
+        late = (
+            self.checkpoint_every_seconds is not None
+            and time.monotonic() - self._last_checkpoint_time >= self.checkpoint_every_seconds
+        )
+        stop, late = self._agree(self._stop_requested, late)
+        # At the epoch's last batch the epoch's own checkpoint follows (and SIGTERM stops
+        # right after it).
+        inside = self.num_batches is None or batches_done < self.num_batches
+        if (due or late or stop) and inside and self.serialization_dir is not None:
+            self._save_mid_epoch_checkpoint(epoch, batches_done, losses)
+        if stop and inside:
+            self._stop_requested = True
+            self._exit_for_sigterm(f"in epoch {epoch} after batch {batches_done}")
+        if stop:
+            self._stop_requested = True
+
+    def _agree(self, stop: bool, late: bool) -> tuple[bool, bool]:
+        """(any rank got SIGTERM, any rank's clock says a timed checkpoint is due): one small
+        all-reduce, so every rank checkpoints and stops at the same step."""
+        if self.distributed is None:
+            return stop, late
+        summed = self.distributed.sum([float(stop), float(late)])
+        return summed[0] > 0, summed[1] > 0
+
+    def _exit_for_sigterm(self, where: str) -> None:
+        logger.warning(
+            "stopped by SIGTERM %s; the checkpoint is written: resume with --recover", where
+        )
+        raise SystemExit(143)
 
     def _share(self) -> tuple[int, int]:
         """(instances of this rank, instances of the global batch) for the batch just read."""
@@ -414,6 +545,11 @@ class GradientDescentTrainer(Trainer):
             metric.load_state(state)
 
     def _forward_loss(self, batch: dict[str, Any], training: bool) -> torch.Tensor | None:
+        return self._forward(batch, training)[0]
+
+    def _forward(
+        self, batch: dict[str, Any], training: bool
+    ) -> tuple[torch.Tensor | None, dict[str, Any]]:
         if self.device.type != "cpu":
             batch = _move_to_device(batch, self.device)
         # Validation bypasses DDP: ranks may run different numbers of validation batches.
@@ -426,16 +562,21 @@ class GradientDescentTrainer(Trainer):
                 "the model returned no 'loss' for a training batch; "
                 "do the training instances carry gold labels?"
             )
-        return loss
+        return loss, output if isinstance(output, dict) else {}
 
-    def _step(self) -> None:
+    def _step(self) -> float | None:
+        """One optimizer step; the gradients' total norm when clipping or callbacks need it."""
         optimizer = self.optimizer
-        if self.scaler is not None and (self.grad_norm or self.grad_clipping):
+        if self.scaler is not None and (self.grad_norm or self.grad_clipping or self.callbacks):
             self.scaler.unscale_(optimizer)
         if self.grad_clipping is not None:
             torch.nn.utils.clip_grad_value_(self.parameters, self.grad_clipping)
+        norm: float | None = None
         if self.grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_norm)
+            norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_norm))
+        elif self.callbacks:
+            grads = [p.grad for p in self.parameters if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
         if self.scaler is not None:
             self.scaler.step(optimizer)
             self.scaler.update()
@@ -445,6 +586,7 @@ class GradientDescentTrainer(Trainer):
         self.optimizer_steps += 1
         if self.scheduler is not None:
             self.scheduler.step_batch()
+        return norm
 
     def _validate(self, epoch: int) -> dict[str, float]:
         loader = self.validation_data_loader
@@ -605,8 +747,29 @@ class GradientDescentTrainer(Trainer):
 
     # -- checkpoints ---------------------------------------------------------------------------
 
+    def _save_mid_epoch_checkpoint(self, epoch: int, batches: int, losses: _LossTotal) -> None:
+        """A checkpoint inside epoch ``epoch`` after ``batches`` batches (at an optimizer step),
+        with the epoch's running loss and metric statistics: --recover continues from it."""
+        losses.mean()  # folds the pending batch losses into the total
+        duration = self._duration_before_s + time.monotonic() - self._train_started
+        rng_states = self.distributed.all_gather(get_rng_state()) if self.distributed else None
+        progress = {
+            "batches": batches,
+            "loss_total": losses.total,
+            "loss_count": losses.summed,
+            "metrics": [_encode_state(metric.state()) for metric in metrics_of(self.model)],
+        }
+        if self.writes:
+            self._save_checkpoint(epoch, duration, rng_states, progress)
+            logger.info("checkpoint in epoch %d after batch %d", epoch, batches)
+        self._last_checkpoint_time = time.monotonic()
+
     def _save_checkpoint(
-        self, epoch: int, duration_s: float, rng_states: list[Any] | None = None
+        self,
+        epoch: int,
+        duration_s: float,
+        rng_states: list[Any] | None = None,
+        progress: dict[str, Any] | None = None,
     ) -> None:
         assert self.checkpointer is not None
         state = {
@@ -623,8 +786,13 @@ class GradientDescentTrainer(Trainer):
             # every rank's random state (rank order), so a distributed run resumes exactly
             "world_size": self.distributed.world_size if self.distributed else 1,
             "rng_per_rank": rng_states,
+            "callbacks": [callback.state_dict() for callback in self.callbacks],
+            # inside an epoch: how far it got (None for a finished epoch)
+            "progress": progress,
         }
-        self.checkpointer.save(epoch, self.model.state_dict(), state)
+        batches = progress["batches"] if progress is not None else None
+        self.checkpointer.save(epoch, self.model.state_dict(), state, batches=batches)
+        self._last_checkpoint_time = time.monotonic()
 
     def _restore_checkpoint(self) -> int:
         """Load the latest checkpoint; return the first epoch still to train."""
@@ -666,8 +834,15 @@ class GradientDescentTrainer(Trainer):
                 f"process(es); --recover needs the same number, not {world_size}",
                 code=errors.NOTHING_TO_RECOVER,
             )
+        progress = state.get("progress")
+        for callback, callback_state in zip(
+            self.callbacks, state.get("callbacks") or [{}] * len(self.callbacks), strict=False
+        ):
+            callback.load_state_dict(callback_state)
         best_path = self.serialization_dir / BEST_WEIGHTS_FILE
-        if self.tracker.best_epoch == epoch:
+        if self.tracker.best_epoch is None:
+            self.best_weights = None  # stopped inside the first epoch: no best epoch yet
+        elif self.tracker.best_epoch == epoch and progress is None:
             # This checkpoint's weights are the best ones; the best file may be older or missing
             # if the run died between writing the checkpoint and the best file.
             self.best_weights = _cpu_copy(weights)
@@ -684,6 +859,15 @@ class GradientDescentTrainer(Trainer):
         per_rank = state.get("rng_per_rank")
         rank = self.distributed.rank if self.distributed else 0
         set_rng_state(per_rank[rank] if per_rank else state["rng"])
+        if progress is not None:
+            self._resume = {"epoch": epoch, **progress}
+            logger.info(
+                "recovered from %s; continuing epoch %d after batch %d",
+                checkpoint.path,
+                epoch + 1,
+                progress["batches"],
+            )
+            return epoch
         logger.info("recovered from %s; continuing at epoch %d", checkpoint.path, epoch + 2)
         return epoch + 1
 
@@ -778,3 +962,37 @@ def _summary(metrics: Mapping[str, Any], names: list[str]) -> str:
         for key in shown
         if key in metrics
     )
+
+
+def _handle_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM (main thread only); return the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _batch_loss(outputs: list[dict[str, Any]]) -> float | None:
+    losses = [float(output["loss"].detach()) for output in outputs if "loss" in output]
+    return sum(losses) / len(losses) if losses else None
+
+
+def _encode_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    # torch.load(weights_only=True) reads plain dicts but not Counters: mark them.
+    return {
+        name: ("counter", dict(value)) if isinstance(value, Counter) else value
+        for name, value in state.items()
+    }
+
+
+def _decode_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: Counter(value[1])
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "counter"
+        else value
+        for name, value in state.items()
+    }
