@@ -188,6 +188,34 @@ def train(
         console.print(f"archive: {result.archive_path}")
 
 
+def _reader_with_overrides(loaded: Any, overrides: str) -> Any:
+    """The archive's validation reader rebuilt with ``overrides`` merged into its section."""
+    from keel.common.errors import ConfigIssue, ConfigurationError
+    from keel.common.from_params import build
+    from keel.common.params import apply_overrides, parse_overrides
+    from keel.data.dataset_readers.dataset_reader import DatasetReader
+
+    parsed = parse_overrides(overrides)
+    allowed = {"dataset_reader", "validation_dataset_reader"}
+    other = sorted({key.split(".")[0] for key in parsed} - allowed)
+    if other:
+        raise ConfigurationError(
+            [
+                ConfigIssue(
+                    errors.BAD_OVERRIDE,
+                    "--overrides",
+                    f"evaluate can override the dataset readers only, not {', '.join(other)}",
+                    expected=" or ".join(sorted(allowed)),
+                )
+            ]
+        )
+    config = apply_overrides(loaded.config, parsed)
+    name = (
+        "validation_dataset_reader" if config.get("validation_dataset_reader") else "dataset_reader"
+    )
+    return build(DatasetReader, config[name], path=name)
+
+
 def _configured_processes(resolved: dict[str, Any]) -> int | None:
     """The processes per node the config's ``distributed`` section asks for, when more than one
     on a single node (several nodes are started by torchrun on each of them)."""
@@ -232,6 +260,16 @@ def evaluate(
     trust_bundled_code: TrustBundledCode = False,
     require_signature: RequireSignature = False,
     trusted_keys: TrustedKeys = [],  # noqa: B006
+    overrides: Annotated[
+        str | None,
+        typer.Option(
+            "--overrides",
+            "-o",
+            help="A JSON/Jsonnet object merged over the archive's dataset reader sections, "
+            'e.g. \'{"validation_dataset_reader": {"id_column": "uid"}}\' (readers only: the '
+            "model is the archived one).",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate an archived model on DATA; prints and optionally writes the metrics, with
     per-class precision/recall/F1 and a confusion matrix for labels and tags."""
@@ -244,7 +282,8 @@ def evaluate(
     target = resolve_device(device)
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     loaded.model.to(target)
-    reader = loaded.validation_dataset_reader
+    reader = _reader_with_overrides(loaded, overrides) if overrides else None
+    reader = reader or loaded.validation_dataset_reader
     instances = list(reader.read(data))
     outputs: list[dict[str, Any]] = []
     try:
@@ -280,6 +319,7 @@ def evaluate(
             rows.append(
                 {
                     "index": index,
+                    **({"id": instance.source_id} if instance.source_id is not None else {}),
                     "line": instance.source_line,
                     "gold": gold[0] if "label" in output else gold,
                     **to_jsonable(chosen.to_json(output)),

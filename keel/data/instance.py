@@ -15,14 +15,22 @@ if TYPE_CHECKING:
 class Instance(Mapping[str, Field]):
     """Named fields; ``index_fields(vocab)`` once, then batch with ``keel.data.batch.collate``."""
 
-    __slots__ = ("fields", "indexed", "source_line")
+    __slots__ = ("fields", "indexed", "source_line", "source_id")
 
-    def __init__(self, fields: dict[str, Field], source_line: int | None = None) -> None:
+    def __init__(
+        self,
+        fields: dict[str, Field],
+        source_line: int | None = None,
+        source_id: str | None = None,
+    ) -> None:
         self.fields = fields
         self.indexed = False
         #: the line of the data file the instance starts at, when its reader knows it (errors
         #: found after reading, such as an unseen label, name it)
         self.source_line = source_line
+        #: the example's own id in the data, when the data has one (a tsv ``id_column``, a JSON
+        #: line's ``id``, a CoNLL-U ``# sent_id``): evaluate's per-instance output carries it
+        self.source_id = source_id
 
     def add_field(self, name: str, field: Field, vocab: Vocabulary | None = None) -> None:
         """Add a field; index it now when the instance is already indexed."""

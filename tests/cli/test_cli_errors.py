@@ -233,6 +233,13 @@ def test_cli_evaluate_writes_a_prediction_per_instance_and_a_confusion_matrix(tm
     assert [row["index"] for row in rows] == list(range(len(rows))) and rows
     assert all(len(row["gold"]) == len(row["tags"]) == len(row["words"]) for row in rows)
     assert rows[0]["line"] == 5  # the sentence's first word, after its comment lines
+    first_id = next(
+        line.split("=", 1)[1].strip()
+        for line in (data / "en_ewt-ud-dev.sample.conllu").read_text().splitlines()
+        if line.startswith("# sent_id")
+    )
+    assert rows[0]["id"] == first_id  # CoNLL-U's sent_id
+    assert len({row["id"] for row in rows}) == len(rows)
     metrics = json.loads(metrics_file.read_text())
     matrix = metrics["confusion_matrix"]
     tokens = sum(len(row["gold"]) for row in rows)
@@ -240,3 +247,56 @@ def test_cli_evaluate_writes_a_prediction_per_instance_and_a_confusion_matrix(tm
     correct = sum(matrix["matrix"][i][i] for i in range(len(matrix["labels"])))
     assert correct / tokens == pytest.approx(metrics["accuracy"], abs=1e-9)
     assert sum(item["support"] for item in metrics["per_class"].values()) == tokens
+
+
+def test_cli_evaluate_predictions_carry_the_datas_ids_when_it_has_them(tmp_path):
+    rows = [("r1", "a gorgeous , witty film", "1"), ("r2", "dull and lifeless", "0")]
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_text(
+        "uid\tsentence\tlabel\n" + "".join(f"{i}\t{t}\t{g}\n" for i, t, g in rows),
+        encoding="utf-8",
+    )
+    jsonl = tmp_path / "dev.jsonl"
+    jsonl.write_text(
+        "".join(json.dumps({"id": i, "text": t, "label": g}) + "\n" for i, t, g in rows)
+        + json.dumps({"text": "no id here", "label": "1"})
+        + "\n",
+        encoding="utf-8",
+    )
+    written = tmp_path / "tsv-predictions.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(ARCHIVE),
+            str(tsv),
+            "--predictions-output-file",
+            str(written),
+            "--overrides",
+            '{"validation_dataset_reader": {"id_column": "uid"}}',
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in written.read_text().splitlines()] == ["r1", "r2"]
+
+    from keel.data.dataset_readers.text_classification_json import TextClassificationJsonReader
+
+    instances = list(TextClassificationJsonReader().read(str(jsonl)))
+    assert [instance.source_id for instance in instances] == ["r1", "r2", None]
+    refused = runner.invoke(
+        app, ["evaluate", str(ARCHIVE), str(tsv), "--overrides", '{"model": {"dropout": 0.5}}']
+    )
+    _assert_clean_error(refused, errors.BAD_OVERRIDE)
+    assert "dataset readers only, not model" in refused.output
+    missing = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(ARCHIVE),
+            str(tsv),
+            "-o",
+            '{"validation_dataset_reader": {"id_column": "x"}}',
+        ],
+    )
+    _assert_clean_error(missing, errors.MISSING_COLUMN)
+    assert f"{tsv}:1" in missing.output and "'x'" in missing.output

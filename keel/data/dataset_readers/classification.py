@@ -30,6 +30,9 @@ from keel.data.util import gc_paused
 # enough that max_instances and laziness still hold.
 CHUNK_SIZE = 2048
 
+#: one good line of a classification file: (line number, text, label, id or None)
+Row = tuple[int, str, str | int | None, str | None]
+
 
 class ClassificationReader(DatasetReader):
     """Base of readers whose instances are ``tokens`` (TextField) + optional ``label``."""
@@ -62,11 +65,9 @@ class ClassificationReader(DatasetReader):
     def _read(self, file_path: str) -> Iterator[Instance]:
         return self._instances_from_rows(self._rows(file_path, None))
 
-    def _rows(
-        self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[int, str, str | int | None]]:
-        """``(line number, text, label)`` per good line; a bad line goes to ``on_error``, or
-        raises without."""
+    def _rows(self, file_path: str, on_error: Callable[[DataError], None] | None) -> Iterator[Row]:
+        """``(line number, text, label, id)`` per good line (``id`` None when the data has
+        none); a bad line goes to ``on_error``, or raises without."""
         raise NotImplementedError
 
     def text_to_instance(self, text: str, label: str | int | None = None) -> Instance:
@@ -78,18 +79,22 @@ class ClassificationReader(DatasetReader):
         rows = self._rows(str(file_path), None)
         if self.max_instances is not None:
             rows = islice(rows, self.max_instances)
-        for _, text, label in rows:
+        for _, text, label, _ in rows:
             yield {"text": text, "label": label}
 
     def _make_instance(
-        self, tokens: list[Token], label: str | int | None, line: int | None = None
+        self,
+        tokens: list[Token],
+        label: str | int | None,
+        line: int | None = None,
+        source_id: str | None = None,
     ) -> Instance:
         if self.max_sequence_length is not None:
             tokens = tokens[: self.max_sequence_length]
         fields: dict[str, Field] = {"tokens": TextField(tokens, self.token_indexers)}
         if label is not None:
             fields["label"] = LabelField(label, skip_indexing=self.skip_label_indexing)
-        return Instance(fields, line)
+        return Instance(fields, line, source_id)
 
     def _label(self, raw: object, path: str, line: int, excerpt: str) -> str | int | None:
         """Normalise a label: str for vocabulary lookup, or int when ``skip_label_indexing``."""
@@ -116,10 +121,9 @@ class ClassificationReader(DatasetReader):
             )
         return str(raw)
 
-    def _instances_from_rows(
-        self, rows: Iterable[tuple[int, str, str | int | None]]
-    ) -> Iterator[Instance]:
-        """Instances for ``(line, text, label)`` rows, tokenizing ``CHUNK_SIZE`` texts per call."""
+    def _instances_from_rows(self, rows: Iterable[Row]) -> Iterator[Instance]:
+        """Instances for ``(line, text, label, id)`` rows, tokenizing ``CHUNK_SIZE`` texts per
+        call."""
         rows = iter(rows)
         make = self._make_instance
         batch_tokenize = self.tokenizer.batch_tokenize
@@ -132,11 +136,11 @@ class ClassificationReader(DatasetReader):
                 chunk = list(islice(rows, chunk_size))
                 if not chunk:
                     break
-                texts = [text for _, text, _ in chunk]
+                texts = [text for _, text, _, _ in chunk]
                 tokenized = batch_tokenize(texts)
                 instances = [
-                    make(tokens, label, line)
-                    for tokens, (line, _, label) in zip(tokenized, chunk, strict=True)
+                    make(tokens, label, line, source_id)
+                    for tokens, (line, _, label, source_id) in zip(tokenized, chunk, strict=True)
                 ]
             yield from instances
 

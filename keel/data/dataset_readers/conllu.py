@@ -51,13 +51,19 @@ class ConlluDatasetReader(TaggingReader):
         words: list[str] = []
         tags: list[str] = []
         first = 0  # the line of the sentence's first word
+        sentence_id: str | None = None
         for line_number, line in reader.lines():
             if not line.strip():
                 if words and not reader.bad:
-                    yield Sentence(words, tags, line=first)
-                words, tags, reader.bad = [], [], False
+                    yield Sentence(words, tags, line=first, source_id=sentence_id)
+                words, tags, reader.bad, sentence_id = [], [], False, None
                 continue
-            if line.startswith("#") or reader.bad:
+            if line.startswith("#"):
+                key, _, value = line[1:].partition("=")
+                if key.strip() == "sent_id" and value.strip():
+                    sentence_id = value.strip()
+                continue
+            if reader.bad:
                 continue
             parts = line.split("\t")
             word_id = parts[0]
@@ -80,7 +86,7 @@ class ConlluDatasetReader(TaggingReader):
                 )
             # Otherwise a multiword-token range or an empty node: skipped.
         if words and not reader.bad:
-            yield Sentence(words, tags, line=first)
+            yield Sentence(words, tags, line=first, source_id=sentence_id)
 
     def _problem(self, parts: list[str], expected_id: int) -> tuple[str, str] | None:
         """What is wrong with a word line (split on tabs), or None."""

@@ -38,6 +38,8 @@ class Sentence:
     features: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     #: the line of its first word
     line: int | None = None
+    #: its id in the data (CoNLL-U ``# sent_id``), when there is one
+    source_id: str | None = None
 
 
 class TaggingReader(DatasetReader):
@@ -93,6 +95,7 @@ class TaggingReader(DatasetReader):
         for sentence in sentences:
             instance = self.text_to_instance(sentence.words, sentence.tags)
             instance.source_line = sentence.line
+            instance.source_id = sentence.source_id
             text_field = instance["tokens"]
             for name, (namespace, values) in sentence.features.items():
                 instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]

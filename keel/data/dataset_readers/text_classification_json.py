@@ -7,7 +7,7 @@ from typing import Annotated
 
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
-from keel.data.dataset_readers.classification import ClassificationReader, missing_key_error
+from keel.data.dataset_readers.classification import ClassificationReader, Row, missing_key_error
 from keel.data.dataset_readers.dataset_reader import (
     MAX_LINE_BYTES,
     DatasetReader,
@@ -44,9 +44,7 @@ class TextClassificationJsonReader(ClassificationReader):
         self.text_key = text_key
         self.label_key = label_key
 
-    def _rows(
-        self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[int, str, str | int | None]]:
+    def _rows(self, file_path: str, on_error: Callable[[DataError], None] | None) -> Iterator[Row]:
         for line_number, line in read_lines(file_path, on_error, self.max_line_bytes):
             if not line.strip():
                 continue
@@ -57,9 +55,15 @@ class TextClassificationJsonReader(ClassificationReader):
                     raise
                 on_error(error)
 
-    def _parse(self, line: str, file_path: str, line_number: int) -> tuple[str, str | int | None]:
+    def _parse(
+        self, line: str, file_path: str, line_number: int
+    ) -> tuple[str, str | int | None, str | None]:
         text_key, label_key = self.text_key, self.label_key
         item = parse_json_object(line, file_path, line_number)
+        raw_id = item.get("id")
+        source_id = (
+            str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+        )
         text = item.get(text_key)
         if text is None:
             raise missing_key_error(text_key, file_path, line_number, line, item)
@@ -70,4 +74,5 @@ class TextClassificationJsonReader(ClassificationReader):
                 line=line_number,
                 excerpt=line,
             )
-        return text, self._label(item.get(label_key), file_path, line_number, line)
+        label = self._label(item.get(label_key), file_path, line_number, line)
+        return text, label, source_id

@@ -8,7 +8,7 @@ from typing import Annotated
 from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
-from keel.data.dataset_readers.classification import ClassificationReader
+from keel.data.dataset_readers.classification import ClassificationReader, Row
 from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, read_lines
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.tokenizer import Tokenizer
@@ -16,7 +16,9 @@ from keel.data.tokenizers.tokenizer import Tokenizer
 
 @DatasetReader.register("tsv")
 class TsvReader(ClassificationReader):
-    """Reads ``text_column`` and ``label_column`` by header name from delimited text.
+    """Reads ``text_column`` and ``label_column`` by header name from delimited text;
+    ``id_column`` names a column of example ids (kept with each instance, written by
+    ``keel evaluate --predictions-output-file``).
 
     Fields are split on ``delimiter`` with no quoting rules (GLUE's files have none). The text
     is stripped of surrounding whitespace: SST-2 sentences end with a space.
@@ -28,6 +30,7 @@ class TsvReader(ClassificationReader):
         token_indexers: dict[str, TokenIndexer] | None = None,
         text_column: str = "sentence",
         label_column: str = "label",
+        id_column: str | None = None,
         delimiter: str = "\t",
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
@@ -46,11 +49,10 @@ class TsvReader(ClassificationReader):
             raise ValueError("delimiter must not be empty")
         self.text_column = text_column
         self.label_column = label_column
+        self.id_column = id_column
         self.delimiter = delimiter
 
-    def _rows(
-        self, file_path: str, on_error: Callable[[DataError], None] | None
-    ) -> Iterator[tuple[int, str, str | int | None]]:
+    def _rows(self, file_path: str, on_error: Callable[[DataError], None] | None) -> Iterator[Row]:
         delimiter = self.delimiter
         lines = read_lines(file_path, on_error, self.max_line_bytes)
         first = next(lines, None)
@@ -61,7 +63,10 @@ class TsvReader(ClassificationReader):
         header_line = first[1]
         header = [name.strip() for name in header_line.split(delimiter)]
         columns = []
-        for name in (self.text_column, self.label_column):
+        named = [self.text_column, self.label_column]
+        if self.id_column is not None:
+            named.append(self.id_column)
+        for name in named:
             if name not in header:
                 raise DataError(
                     f"the header has no column {name!r} (columns: "
@@ -72,7 +77,8 @@ class TsvReader(ClassificationReader):
                     code=errors.MISSING_COLUMN,
                 )
             columns.append(header.index(name))
-        text_index, label_index = columns
+        text_index, label_index = columns[:2]
+        id_index = columns[2] if len(columns) > 2 else None
         needed = max(columns) + 1
         skip = self.skip_label_indexing
         for line_number, line in lines:
@@ -109,4 +115,5 @@ class TsvReader(ClassificationReader):
                     raise
                 on_error(error)
                 continue
-            yield line_number, parts[text_index].strip(), label
+            source_id = parts[id_index].strip() if id_index is not None else None
+            yield line_number, parts[text_index].strip(), label, source_id or None
