@@ -234,3 +234,13 @@ def test_sigterm_checkpoints_exits_143_and_recover_is_bit_identical(tmp_path) ->
     events.Reload()
     steps = [event.step for event in events.Scalars("batch_loss")]
     assert steps == sorted(set(steps)) and steps[-1] == 45
+
+
+def test_timed_checkpoints_inside_epochs(tiny_classifier_config, tmp_path) -> None:
+    config = tiny_classifier_config(epochs=1)
+    config["trainer"]["checkpoint_every_minutes"] = 1e-7  # due after every step
+    config["trainer"]["keep_most_recent"] = None
+    train_model(config, tmp_path / "run", quiet=True)
+    names = {path.name for path in (tmp_path / "run" / "checkpoints").iterdir()}
+    # Every step inside the epoch, and the epoch's own checkpoint for the last one.
+    assert names == {f"epoch_0_batch_{n}" for n in range(1, 15)} | {"epoch_0"}
