@@ -137,6 +137,8 @@ class Manifest:
     #: a distributed run: world size, backend, every distinct node environment with its ranks
     #: and hosts, and the risky differences the cluster gate let through
     distributed: dict[str, Any] | None = None
+    #: ``keel rebuild``: the original archive's sha256 and path, and the comparison with it
+    rebuilt_from: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -221,6 +223,7 @@ class Manifest:
             "imported_from",
             "source",
             "distributed",
+            "rebuilt_from",
         ):
             if values.get(name) is not None and not isinstance(values[name], dict):
                 raise TypeError(f"{name} is not an object")
@@ -268,7 +271,7 @@ class Manifest:
             document["imported_from"] = self.imported_from
         if self.migrations:
             document["migrations"] = self.migrations
-        for name in ("source", "model_name", "model_version", "distributed"):
+        for name in ("source", "model_name", "model_version", "distributed", "rebuilt_from"):
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         return document

@@ -9,6 +9,7 @@ from keel.cli import archive as archive_commands
 from keel.cli import cache as cache_commands
 from keel.cli import data as data_commands
 from keel.cli import env as env_commands
+from keel.cli import rebuild as rebuild_commands
 from keel.cli import serve as serve_commands
 from keel.cli import sign as sign_commands
 from keel.cli import train as train_commands
@@ -29,6 +30,7 @@ app.command("doctor")(verify_commands.doctor)
 app.command("keygen")(sign_commands.keygen)
 app.command("sign")(sign_commands.sign)
 app.command("serve")(serve_commands.serve)
+app.command("rebuild")(rebuild_commands.rebuild)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
 app.add_typer(cache_commands.app, name="cache")

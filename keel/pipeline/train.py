@@ -63,7 +63,7 @@ from keel.training.distributed import (
 )
 from keel.training.evaluation import evaluate
 from keel.training.experiment import Experiment, evaluation_batch_size, validate_experiment
-from keel.training.util import prepare_environment
+from keel.training.util import deterministic_mode_restored, prepare_environment
 
 logger = logging.getLogger(__name__)
 
@@ -396,18 +396,19 @@ def _train_distributed(
     refusal = context.all_gather(None)[0]
     if refusal is not None:
         raise TrainingError(f"rank 0 could not start: {refusal}", code=errors.TRAINING_FAILED)
-    return _train(
-        config=resolved,
-        validation=validation,
-        directory=directory,
-        started=started,
-        recover=recover,
-        include_packages=include_packages,
-        quiet=True,
-        cache=None,  # rank 0 alone writes the shared cache
-        bundle_code=bundle_code,
-        context=context,
-    )
+    with deterministic_mode_restored():
+        return _train(
+            config=resolved,
+            validation=validation,
+            directory=directory,
+            started=started,
+            recover=recover,
+            include_packages=include_packages,
+            quiet=True,
+            cache=None,  # rank 0 alone writes the shared cache
+            bundle_code=bundle_code,
+            context=context,
+        )
 
 
 def _train_in_directory(
@@ -433,7 +434,7 @@ def _train_in_directory(
     if context is not None:
         context.all_gather(None)
     try:
-        with run_log(directory):
+        with run_log(directory), deterministic_mode_restored():
             return _train(
                 config=resolved,
                 validation=validation,

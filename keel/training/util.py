@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import resource
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy
@@ -40,10 +42,26 @@ def prepare_environment(
     set_deterministic(deterministic)
 
 
+@contextlib.contextmanager
+def deterministic_mode_restored() -> Iterator[None]:
+    """Put torch's deterministic-algorithm and cuDNN switches back as they were on exit, so a
+    training run inside a longer process (a test, a notebook, ``keel rebuild``) leaves the
+    process as it found it."""
+    algorithms = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
 def set_deterministic(enabled: bool) -> None:
     """Switch torch's deterministic algorithms and cuDNN's deterministic mode on or off."""
-    if enabled:
+    if enabled and torch.cuda.is_available():
         # cuBLAS needs a fixed workspace to be deterministic; it reads this when CUDA starts.
+        # Only where CUDA runs: elsewhere it changes nothing but the recorded environment.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
