@@ -13,10 +13,12 @@ from rich.markup import escape
 from keel.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    HtmlOption,
     IncludePackage,
     configure_logging,
     console,
     keel_errors_exit,
+    write_html,
 )
 from keel.cli.train import TrustBundledCode
 
@@ -72,6 +74,7 @@ def diff(
         ),
     ] = 0.0,
     as_json: AsJson = False,
+    html: HtmlOption = None,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
 ) -> None:
@@ -86,6 +89,10 @@ def diff(
         include_packages=include_package,
         trust_bundled_code=trust_bundled_code,
     )
+    if html is not None:
+        from keel.guard.html_report import diff_html
+
+        write_html(html, lambda: diff_html(result.to_dict()))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     else:

@@ -113,6 +113,22 @@ AllowUnchecked = Annotated[
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="Also write the report as JUnit XML here.")
 ]
+HtmlOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--html", help="Also write a self-contained HTML report here (pip install 'keel[report]')."
+    ),
+]
+
+
+def write_html(destination: Path | None, render: Callable[[], str]) -> None:
+    """Write ``render()`` to ``destination`` atomically, when one is given."""
+    if destination is None:
+        return
+    from keel.common.file_utils import atomic_write_text
+
+    atomic_write_text(destination, render())
+    console.print(f"HTML report: {destination}")
 
 
 def emit_report(report: Report, *, as_json: bool = False, junit: Path | None = None) -> int:

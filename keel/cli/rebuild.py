@@ -13,10 +13,12 @@ from rich.markup import escape
 from keel.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    HtmlOption,
     IncludePackage,
     configure_logging,
     console,
     keel_errors_exit,
+    write_html,
 )
 from keel.cli.train import TrustBundledCode
 
@@ -52,6 +54,7 @@ def rebuild(
     ] = 0.99,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the directory.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: HtmlOption = None,
     include_package: IncludePackage = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
 ) -> None:
@@ -72,6 +75,10 @@ def rebuild(
         trust_bundled_code=trust_bundled_code,
         force=force,
     )
+    if html is not None:
+        from keel.guard.html_report import rebuild_html
+
+        write_html(html, lambda: rebuild_html(report.to_dict()))
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:

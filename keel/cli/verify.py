@@ -9,10 +9,12 @@ import typer
 
 from keel.cli.common import (
     AllowUnchecked,
+    HtmlOption,
     IncludePackage,
     JunitOption,
     emit_report,
     keel_errors_exit,
+    write_html,
 )
 from keel.cli.train import TrustBundledCode
 
@@ -39,6 +41,7 @@ def verify(
     ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     junit: JunitOption = None,
+    html: HtmlOption = None,
     include_package: IncludePackage = [],  # noqa: B006
     signer: Annotated[
         list[Path],
@@ -73,6 +76,10 @@ def verify(
         signers=tuple(str(path) for path in signer),
         trusted_keys_dirs=tuple(str(path) for path in trusted_keys),
     )
+    if html is not None:
+        from keel.guard.html_report import verify_html
+
+        write_html(html, lambda: verify_html(report.to_dict()))
     raise typer.Exit(emit_report(report, as_json=as_json, junit=junit))
 
 

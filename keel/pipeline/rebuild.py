@@ -89,6 +89,8 @@ class RebuildReport:
     environment: dict[str, Any] | None = None
     tokenizer_changed: bool | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
+    #: gold x predicted label counts on the validation file, for both models (classifiers)
+    confusion: dict[str, Any] | None = None
 
     @property
     def equivalent(self) -> bool:
@@ -110,6 +112,7 @@ class RebuildReport:
             "environment": self.environment,
             "tokenizer_changed": self.tokenizer_changed,
             "tolerances": self.tolerances,
+            "confusion": self.confusion,
         }
 
 
@@ -269,6 +272,7 @@ def _compare(
     if validation is not None:
         records = list(reader.read_records(validation.path))
         report.validation = _agreement(original, rebuilt_model, records)
+        report.confusion = _confusions(original, rebuilt_model, records)
     if manifest.environment is not None and new_manifest.environment is not None:
         report.environment = diff_environments(
             manifest.environment,
@@ -317,6 +321,34 @@ def _agreement(original: Archive, rebuilt_model: Any, records: list[dict[str, An
             "histogram": {"counts": histogram.tolist(), "edges": edges.tolist()},
         },
     }
+
+
+def _confusions(
+    original: Archive, rebuilt_model: Any, records: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Gold x predicted counts of both models, for records with a ``label``."""
+    gold = [record.get("label") for record in records]
+    if not records or any(label is None for label in gold):
+        return None
+    reader, vocab = original.validation_dataset_reader, original.vocab
+    unlabelled = [{k: v for k, v in record.items() if k != "label"} for record in records]
+    predicted = {}
+    for name, model in (("original", original.model), ("rebuilt", rebuilt_model)):
+        decoded = replay(model, reader, vocab, unlabelled).decoded
+        if not all("label" in item for item in decoded):
+            return None
+        predicted[name] = [str(item["label"]) for item in decoded]
+    labels = sorted(
+        {str(label) for label in gold} | set(predicted["original"]) | set(predicted["rebuilt"])
+    )
+    index = {label: position for position, label in enumerate(labels)}
+    result: dict[str, Any] = {"labels": labels}
+    for name, values in predicted.items():
+        matrix = [[0] * len(labels) for _ in labels]
+        for truth, guess in zip(gold, values, strict=True):
+            matrix[index[str(truth)]][index[guess]] += 1
+        result[name] = matrix
+    return result
 
 
 def _judge(report: RebuildReport, located: list[LocatedFile]) -> None:
