@@ -51,6 +51,7 @@ class FailOn(StrEnum):
 class ExportFormat(StrEnum):
     requirements = "requirements"
     conda = "conda"
+    dockerfile = "dockerfile"
 
 
 @app.command("capture")
@@ -181,18 +182,63 @@ def check(
 def export(
     source: Annotated[str, typer.Argument(help=f"Environment to export: {SOURCE_HELP}")],
     format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="requirements.txt or conda YAML.")
+        ExportFormat,
+        typer.Option("--format", "-f", help="requirements.txt, conda YAML or a Dockerfile."),
     ] = ExportFormat.requirements,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    all_distributions: Annotated[
+        bool,
+        typer.Option(
+            "--all-distributions",
+            help="For an archive: every distribution of the training environment, not only "
+            "the runtime closure of the model's components.",
+        ),
+    ] = False,
+    hashes: Annotated[
+        bool,
+        typer.Option(
+            "--hashes",
+            help="Add the sha256 of every file of each pin, read from the package index "
+            "(needs network access to it); pip install --require-hashes then checks them.",
+        ),
+    ] = False,
+    index_url: Annotated[
+        str, typer.Option("--index-url", help="The package index's JSON API, for --hashes.")
+    ] = "https://pypi.org/pypi",
 ) -> None:
-    """Pin the distributions of a captured environment (e.g. an archive's training env)."""
+    """Pin the distributions of a captured environment (e.g. an archive's training env).
+
+    For an archive, only the runtime closure of the model's components (keel, the extras and
+    plugins it uses, and their dependencies) is pinned, unless --all-distributions."""
     from keel.common.file_utils import atomic_write_text
-    from keel.guard.env_export import export_environment
+    from keel.guard.env_export import (
+        export_environment,
+        installed_requirements,
+        model_roots,
+        runtime_closure,
+    )
     from keel.guard.environment import load_environment
 
-    text = export_environment(load_environment(source), format.value)
+    environment = load_environment(source)
+    only: set[str] | None = None
+    notes: list[str] = []
+    path = Path(source)
+    if not all_distributions and path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        from keel.archive.archive import read_manifest
+
+        manifest = read_manifest(path)
+        components = [component.name for component in manifest.components or []]
+        roots = model_roots(manifest.required_distributions(), components)
+        only, notes = runtime_closure(roots, installed_requirements)
+    text = export_environment(
+        environment,
+        format.value,
+        only=only,
+        notes=notes,
+        hashes_from=index_url if hashes else None,
+    )
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

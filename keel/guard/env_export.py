@@ -7,9 +7,14 @@ written: a crafted "version" cannot smuggle an ``--index-url`` line into the fil
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
+from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -17,7 +22,7 @@ from keel.common import errors
 from keel.common.errors import GuardError
 from keel.guard.environment import validate_environment
 
-FORMATS = ("requirements", "conda")
+FORMATS = ("requirements", "conda", "dockerfile")
 # pip manages itself; pinning it inside the file it is reading is pointless.
 NOT_PINNED = frozenset({"pip"})
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -26,19 +31,41 @@ _TORCH_INDEX = "https://download.pytorch.org/whl/{label}"
 _TORCH_LABEL = re.compile(r"^(cpu|cu\d+|rocm\d+(?:\.\d+)*|xpu)$")
 
 
-def export_environment(env: dict[str, Any], format: str) -> str:
-    """The distributions of ``env`` pinned exactly, as ``requirements`` or ``conda`` text."""
+def export_environment(
+    env: dict[str, Any],
+    format: str,
+    *,
+    only: set[str] | None = None,
+    notes: list[str] | None = None,
+    hashes_from: str | None = None,
+) -> str:
+    """The distributions of ``env`` pinned exactly, as ``requirements``, ``conda`` or
+    ``dockerfile`` text. ``only``: canonical names to keep (a model's runtime closure);
+    ``hashes_from``: a package index JSON API to read sha256 pins from (requirements and
+    dockerfile)."""
     if format not in FORMATS:
         raise GuardError(
             f"unknown export format {format!r}; expected one of {', '.join(FORMATS)}",
             code=errors.BAD_VALUE,
         )
     env = validate_environment(env)
-    pins, notes = _pins(env)
+    pins, pin_notes = _pins(env)
+    if only is not None:
+        pins = [pin for pin in pins if pin.partition("==")[0] in only]
     index_options = _index_options(env)
-    header = _header(env, notes)
+    header = _header(env, [*(notes or []), *pin_notes])
+    if only is not None:
+        header.append(
+            "# The runtime closure of the model's components only (no test or lint tools)."
+        )
+    lines = pins
+    if hashes_from is not None and format != "conda":
+        lines = with_hashes(pins, fetch_hashes(pins, hashes_from))
+    requirements = "\n".join([*header, *index_options, *lines]) + "\n"
     if format == "requirements":
-        return "\n".join([*header, *index_options, *pins]) + "\n"
+        return requirements
+    if format == "dockerfile":
+        return dockerfile(env, requirements)
     return _conda(env, header, index_options, pins)
 
 
@@ -131,3 +158,160 @@ def _conda(env: dict[str, Any], header: list[str], options: list[str], pins: lis
 def _one_line(value: Any) -> str:
     """Text safe inside a comment: no line breaks from a crafted document."""
     return re.sub(r"[\r\n]+", " ", str(value))
+
+
+# -- the runtime closure of a model ------------------------------------------------------------
+
+#: keel components whose presence in a model means an extra of keel is part of its runtime
+_KEEL_EXTRAS = {
+    "pretrained_transformer": "transformers",
+    "pretrained_transformer_mismatched": "transformers",
+}
+
+
+def runtime_closure(
+    roots: dict[str, set[str]], installed: Callable[[str], list[str] | None]
+) -> tuple[set[str], list[str]]:
+    """The distributions ``roots`` (name -> extras used) need at run time, transitively, read
+    from the installed metadata (``installed(name)``: its requirement strings, or None when it
+    is not installed here). Returns (canonical names, notes on what could not be expanded)."""
+    seen: set[str] = set()
+    notes: list[str] = []
+    pending = [(canonicalize_name(name), frozenset(extras)) for name, extras in roots.items()]
+    expanded: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, extras = pending.pop()
+        seen.add(name)
+        if (name, extras) in expanded:
+            continue
+        expanded.add((name, extras))
+        requirements = installed(name)
+        if requirements is None:
+            notes.append(
+                f"{name} is not installed where the export ran: its dependencies are not included"
+            )
+            continue
+        for text in requirements:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            wanted = marker is None or any(
+                marker.evaluate({"extra": extra}) for extra in ("", *sorted(extras))
+            )
+            if wanted:
+                pending.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
+    return seen, notes
+
+
+def installed_requirements(name: str) -> list[str] | None:
+    try:
+        return list(metadata.requires(name) or [])
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def model_roots(required: list[str], component_names: list[str]) -> dict[str, set[str]]:
+    """The distributions a model's components come from, with the keel extras they use."""
+    roots: dict[str, set[str]] = {name: set() for name in required}
+    keel_extras = {_KEEL_EXTRAS[name] for name in component_names if name in _KEEL_EXTRAS}
+    roots.setdefault("keel", set()).update(keel_extras)
+    return roots
+
+
+# -- sha256 pins from the package index ----------------------------------------------------------
+
+PYPI_JSON = "https://pypi.org/pypi"
+
+
+def fetch_hashes(
+    pins: list[str], index_url: str = PYPI_JSON, timeout_s: float = 30.0
+) -> dict[str, list[str]]:
+    """``name==version`` -> the sha256 of every file the index serves for it (its JSON API).
+    A pin the index cannot answer for is an error naming it: a requirements file with some
+    hashes and not others is refused by ``pip install --require-hashes`` anyway."""
+    hashes: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        url = f"{index_url.rstrip('/')}/{name}/{version}/json"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+                document = json.loads(response.read().decode("utf-8"))
+            digests = sorted({item["digests"]["sha256"] for item in document.get("urls", [])})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            missing.append(f"{pin} ({url}: {error})")
+            continue
+        if not digests:
+            missing.append(f"{pin} ({url}: no files)")
+            continue
+        hashes[pin] = digests
+    if missing:
+        raise GuardError(
+            f"--hashes: the package index gave no sha256 for {len(missing)} pin(s): "
+            + "; ".join(missing)
+            + ". Run it where the index is reachable, or export without --hashes",
+            code=errors.BAD_VALUE,
+        )
+    return hashes
+
+
+def with_hashes(pins: list[str], hashes: dict[str, list[str]]) -> list[str]:
+    return [
+        " \\\n    ".join([pin, *(f"--hash=sha256:{digest}" for digest in hashes[pin])])
+        for pin in pins
+    ]
+
+
+# -- a Dockerfile ----------------------------------------------------------------------------------
+
+
+def dockerfile(env: dict[str, Any], requirements: str) -> str:
+    """A Dockerfile recreating the training environment: the recorded Python (or the recorded
+    CUDA runtime with that Python) and ``requirements`` installed exactly."""
+    python = str((env.get("python") or {}).get("version", ""))
+    try:
+        python_version = Version(python)
+    except InvalidVersion:
+        raise GuardError(
+            f"the environment records no usable Python version ({python!r})",
+            code=errors.BAD_ENV_DOCUMENT,
+        ) from None
+    cuda = (env.get("torch") or {}).get("cuda")
+    lines = [
+        "# syntax=docker/dockerfile:1.7",
+        "# Generated by `keel env export --format dockerfile`: the environment a model was "
+        "trained in,",
+        f"# captured at {_one_line(env.get('captured_at', 'an unknown time'))}. Build with "
+        "`docker build -t keel-env -f Dockerfile .`",
+    ]
+    if cuda and re.fullmatch(r"\d+\.\d+", str(cuda)):
+        minor = f"{python_version.major}.{python_version.minor}"
+        lines += [
+            f"# The run used CUDA {cuda}: the CUDA runtime image (check the tag against your "
+            "driver),",
+            "# with the recorded Python minor version from the distribution's packages.",
+            f"FROM nvidia/cuda:{cuda}.0-cudnn-runtime-ubuntu22.04",
+            "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+            f"--no-install-recommends python{minor} python{minor}-venv && rm -rf "
+            "/var/lib/apt/lists/*",
+            f"RUN python{minor} -m venv /opt/venv",
+            'ENV PATH="/opt/venv/bin:$PATH"',
+        ]
+    else:
+        lines.append(f"FROM python:{python_version.public}-slim")
+    env_vars = env.get("env_vars") or {}
+    kept = {
+        name: value
+        for name, value in sorted(env_vars.items())
+        if re.fullmatch(r"[A-Z_][A-Z0-9_]*", name) and re.fullmatch(r"[\w:.,/=-]*", str(value))
+    }
+    lines.append("ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1")
+    for name, value in kept.items():
+        lines.append(f'ENV {name}="{value}"')
+    lines += [
+        "COPY <<'REQUIREMENTS' /opt/keel/requirements.txt",
+        requirements.rstrip("\n"),
+        "REQUIREMENTS",
+        "RUN python -m pip install --upgrade pip && python -m pip install -r "
+        "/opt/keel/requirements.txt",
+    ]
+    return "\n".join(lines) + "\n"

@@ -121,3 +121,97 @@ def test_env_export_requirements_reinstall_in_fresh_venv(tmp_path):
     )
     frozen = subprocess.run([str(python), "-m", "pip", "freeze"], env=pip_env, **quiet).stdout
     assert sorted(frozen.split()) == ["iniconfig==2.3.0", "six==1.17.0"]
+
+
+# -- runtime closure, hashes, Dockerfile ------------------------------------------------------
+
+
+def test_runtime_closure_of_a_model_leaves_test_and_lint_tools_out():
+    from keel.guard.env_export import installed_requirements, model_roots, runtime_closure
+
+    closure, notes = runtime_closure(model_roots(["keel"], ["tsv", "lstm"]), installed_requirements)
+    assert {"keel", "torch", "numpy", "safetensors", "tokenizers", "jsonnet"} <= closure
+    assert not {"pytest", "ruff", "mypy", "hypothesis", "transformers", "mlflow-skinny"} & closure
+    assert notes == []
+    with_transformer = model_roots(["keel"], ["pretrained_transformer", "basic_classifier"])
+    assert with_transformer["keel"] == {"transformers"}
+    closure, _ = runtime_closure(with_transformer, installed_requirements)
+    assert "transformers" in closure
+
+
+def test_runtime_closure_names_a_root_it_cannot_expand():
+    from keel.guard.env_export import runtime_closure
+
+    closure, notes = runtime_closure(
+        {"my-plugin": set()}, lambda name: None if name == "my-plugin" else []
+    )
+    assert closure == {"my-plugin"}
+    assert notes and "my-plugin is not installed" in notes[0]
+
+
+def test_export_only_keeps_the_closure():
+    text = export_environment(ENV, "requirements", only={"numpy", "torch"})
+    assert _body(text) == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        "numpy==2.4.6",
+        "torch==2.13.0+cpu",
+    ]
+    assert "runtime closure of the model's components" in text
+
+
+def test_dockerfile_recreates_the_python_or_the_cuda_runtime():
+    text = export_environment({**ENV, "env_vars": {"PYTHONHASHSEED": "0"}}, "dockerfile")
+    assert text.startswith("# syntax=docker/dockerfile:1.7\n")
+    assert "\nFROM python:3.11.7-slim\n" in text
+    assert '\nENV PYTHONHASHSEED="0"\n' in text
+    assert "COPY <<'REQUIREMENTS' /opt/keel/requirements.txt\n" in text
+    body = text.split("COPY <<'REQUIREMENTS' /opt/keel/requirements.txt\n")[1]
+    assert "numpy==2.4.6\ntorch==2.13.0+cpu\n" in body and "\nREQUIREMENTS\nRUN " in body
+    cuda = export_environment({**ENV, "torch": {"cuda": "12.4"}}, "dockerfile")
+    assert "\nFROM nvidia/cuda:12.4.0-cudnn-runtime-ubuntu22.04\n" in cuda
+    assert "python3.11 python3.11-venv" in cuda
+    crafted = export_environment(
+        {**ENV, "env_vars": {"LANG": "C.UTF-8\nRUN curl evil"}}, "dockerfile"
+    )
+    assert "curl" not in crafted  # a value that could break out of its line is left out
+
+
+def test_hashes_come_from_the_index_and_a_missing_one_is_an_error():
+    import http.server
+    import threading
+
+    served = {
+        "/numpy/2.4.6/json": {
+            "urls": [{"digests": {"sha256": "a" * 64}}, {"digests": {"sha256": "b" * 64}}]
+        },
+        "/typing-extensions/4.16.0/json": {"urls": [{"digests": {"sha256": "c" * 64}}]},
+    }
+
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            document = served.get(self.path)
+            self.send_response(200 if document else 404)
+            self.end_headers()
+            if document:
+                self.wfile.write(json.dumps(document).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        index = f"http://127.0.0.1:{server.server_address[1]}"
+        text = export_environment(
+            ENV, "requirements", only={"numpy", "typing-extensions"}, hashes_from=index
+        )
+        assert (
+            "numpy==2.4.6 \\\n    --hash=sha256:" + "a" * 64 + " \\\n    --hash=sha256:" + "b" * 64
+        ) in text
+        assert "typing-extensions==4.16.0 \\\n    --hash=sha256:" + "c" * 64 in text
+        with pytest.raises(GuardError) as raised:
+            export_environment(ENV, "requirements", only={"numpy", "torch"}, hashes_from=index)
+        assert "torch==2.13.0+cpu" in str(raised.value) and "404" in str(raised.value)
+    finally:
+        server.shutdown()
