@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/sst2-sample
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-py312 lint bench clean
 
 $(BIN)/keel: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2
 
+# Not in CI: the parts of keel that need no torch (config, registry, construction, hashing,
+# environment rules), on Python 3.12 where it is installed. torch's CPU wheel here is cp311 only.
+PY312 ?= python3.12
+TORCH_FREE_TESTS := tests/common/test_file_utils.py tests/common/test_from_params.py \
+	tests/common/test_hashing.py tests/common/test_optional_dependencies.py \
+	tests/common/test_params.py tests/common/test_registry.py tests/guard/test_env_diff.py
+
+test-py312:
+	$(PY312) -m venv .venv312
+	.venv312/bin/pip install --quiet jsonnet typer rich packaging pyyaml numpy pytest hypothesis
+	.venv312/bin/pip install --quiet --no-deps -e .
+	.venv312/bin/python -m pytest -q -p no:cacheprovider $(TORCH_FREE_TESTS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,4 +53,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) .venv312 runs .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

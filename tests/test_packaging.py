@@ -7,6 +7,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,3 +28,37 @@ def test_packaging_python_and_licence_are_declared():
     assert PROJECT["license"] == "Apache-2.0" and PROJECT["license-files"] == ["LICENSE"]
     text = (REPO / "LICENSE").read_text(encoding="utf-8")
     assert "Apache License" in text and "Version 2.0, January 2004" in text
+
+
+@pytest.mark.slow
+def test_packaging_pip_install_keeps_the_installed_torch(tmp_path) -> None:
+    # What `pip install .` would do in this environment, which has torch 2.13.0 (the CPU
+    # build) already: install keel, and never touch torch.
+    import json
+    import subprocess
+    import sys
+
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-build-isolation",
+            "--quiet",
+            "--report",
+            str(report),
+            str(Path(__file__).resolve().parents[1]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    installs = {
+        item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]
+    }
+    assert "torch" not in installs and not any(name.startswith("nvidia-") for name in installs)
+    assert "keel" in installs
