@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -39,6 +40,7 @@ from keel.common.hashing import sha256_file
 from keel.common.plugins import import_plugins
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
+from keel.modules.token_embedders.embedding import remove_pretrained_files
 from keel.training.experiment import Experiment, validate_experiment
 
 ALLENNLP_WEIGHTS = "weights.th"
@@ -72,6 +74,125 @@ def read_allennlp_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
             code=errors.ARCHIVE_CORRUPT,
         )
     return dict(state)
+
+
+#: AllenNLP components keel does not reproduce, by config key and name: importing one would
+#: change what the model computes, so the import refuses and says why.
+UNREPRODUCIBLE = {
+    ("tokenizer", "spacy"): "spaCy's tokenizer (AllenNLP's default for text_classification_json) "
+    "is not reproduced by keel; keel's whitespace or word tokenizer would split text "
+    'differently ("isn\'t", punctuation, URLs), so predictions would change silently',
+}
+#: top-level keys that only training reads
+TRAINING_KEYS = (
+    "trainer",
+    "iterator",
+    "data_loader",
+    "validation_data_loader",
+    "validation_iterator",
+    "distributed",
+    "evaluate_on_test",
+)
+
+
+def refuse_unreproducible(config: Any, where: str, path: str = "") -> None:
+    """ArchiveError naming the first component keel cannot reproduce, with the reason."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            here = f"{path}.{key}" if path else str(key)
+            kind = value.get("type") if isinstance(value, dict) else None
+            reason = UNREPRODUCIBLE.get((str(key), str(kind)))
+            if reason is not None:
+                raise ArchiveError(
+                    f"{where}: {here} is {kind!r}: {reason}; refusing to import",
+                    code=errors.UNKNOWN_COMPONENT,
+                )
+            if key not in TRAINING_KEYS:
+                refuse_unreproducible(value, where, here)
+
+
+def split_training_sections(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the config keel builds the model from, the AllenNLP training sections kept apart).
+
+    The readers, model and data paths are kept; a training section that keel builds as is
+    stays too, and one it does not (an optimizer keel lacks, the pre-1.0 ``iterator``) is
+    replaced by keel's default and recorded in the manifest, so it never blocks an import."""
+    inference = {key: value for key, value in config.items() if key not in TRAINING_KEYS}
+    training = {key: config[key] for key in TRAINING_KEYS if key in config}
+    for key in ("trainer", "data_loader"):
+        section = config.get(key)
+        candidate = {**inference, key: section} if isinstance(section, dict) else None
+        if candidate is not None and not _issues_under(candidate, key):
+            inference[key] = section
+    inference.setdefault("trainer", {})
+    inference.setdefault("data_loader", {"batch_size": 32})
+    inference.setdefault("train_data_path", "<training data of the AllenNLP run>")
+    return inference, training
+
+
+def _issues_under(config: Mapping[str, Any], key: str) -> bool:
+    issues = validate(
+        Experiment,
+        {
+            **config,
+            "trainer": config.get("trainer", {}),
+            "data_loader": config.get("data_loader", {}),
+        },
+        check_files=False,
+    ).issues
+    return any(issue.path == key or issue.path.startswith(f"{key}.") for issue in issues)
+
+
+def adapt_allennlp_state(
+    state: Mapping[str, torch.Tensor], model: torch.nn.Module
+) -> dict[str, torch.Tensor]:
+    """AllenNLP's state-dict names where keel's differ (every other key is kept as it is, and
+    ``load_weights_strictly`` names any that still does not fit):
+
+    - ``TimeDistributed`` wrappers add ``._module``: ``tag_projection_layer._module.weight``;
+    - ``FeedForward`` keeps its linear layers in ``_linear_layers.N``, keel's in one
+      ``Sequential`` (``_layers.K``, K the position of the N-th linear layer).
+    """
+    expected = set(model.state_dict())
+    modules = dict(model.named_modules())
+    adapted: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        new = key
+        if key not in expected:
+            new = _feedforward_key(key, modules) or key
+            if new not in expected and "._module." in new:
+                stripped = new.replace("._module.", ".", 1)
+                new = stripped if stripped in expected else new
+        adapted[new] = tensor
+    return adapted
+
+
+def _feedforward_key(key: str, modules: Mapping[str, torch.nn.Module]) -> str | None:
+    match = re.match(r"^(.*)\._linear_layers\.(\d+)\.(.+)$", key)
+    if match is None:
+        return None
+    prefix, index, rest = match.group(1), int(match.group(2)), match.group(3)
+    layers = modules.get(f"{prefix}._layers")
+    if not isinstance(layers, torch.nn.Sequential):
+        return None
+    linear = [
+        position for position, layer in enumerate(layers) if isinstance(layer, torch.nn.Linear)
+    ]
+    if index >= len(linear):
+        return None
+    return f"{prefix}._layers.{linear[index]}.{rest}"
+
+
+def _meta(root: Path) -> dict[str, Any] | None:
+    """AllenNLP 2.x's ``meta.json`` (the versions that wrote the archive), when present."""
+    path = root / "meta.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _allennlp_layout_migrations(config: Any, where: str) -> list[PlannedMigration]:
@@ -118,24 +239,34 @@ def import_allennlp_archive(
             raise ArchiveError(
                 f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
             ) from error
-        plan = _allennlp_layout_migrations(config, str(source))
-        validation = validate_experiment(migrate_config(config, plan), check_files=False)
+        refuse_unreproducible(config, str(source))
+        inference, training = split_training_sections(config)
+        plan = _allennlp_layout_migrations(inference, str(source))
+        validation = validate_experiment(migrate_config(inference, plan), check_files=False)
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
         built: dict[str, object] = {}
+        # The weights come from weights.th: the vectors an embedding started from are not read.
         model = build(
             Model,
-            validation.resolved["model"],
+            remove_pretrained_files(validation.resolved["model"]),
             path="model",
             extras={"vocab": vocab},
             built=built,
         )
-        state = read_allennlp_weights(root / ALLENNLP_WEIGHTS)
+        state = adapt_allennlp_state(read_allennlp_weights(root / ALLENNLP_WEIGHTS), model)
         load_weights_strictly(model, migrate_weights(state, model, built, plan))
         work = Path(directory) / "work"
         work.mkdir()
         manifest = Manifest.new()
         manifest.components = describe_components(validation.components)
-        manifest.imported_from = {"format": "allennlp", "sha256": sha256_file(source)}
+        manifest.imported_from = {
+            "format": "allennlp",
+            "sha256": sha256_file(source),
+            "meta": _meta(root),
+            # Kept for reference: what the AllenNLP run trained with, which inference does
+            # not need (and keel may not build).
+            "training_sections": training,
+        }
         manifest.migrations = [
             {**planned.to_dict(), "applied_by": f"keel {keel.__version__}", "when": "import"}
             for planned in plan

@@ -7,6 +7,7 @@ import torch
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 
+@Seq2VecEncoder.register("bag_of_embeddings")  # AllenNLP registers both names
 @Seq2VecEncoder.register("boe")
 class BagOfEmbeddingsEncoder(Seq2VecEncoder):
     """Sums the unmasked token vectors, or averages them when ``averaged``.
