@@ -14,7 +14,7 @@ import pickle
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
 from keel.common.from_params import build, validate
 from keel.common.hashing import sha256_file
 from keel.common.plugins import import_plugins
+from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
 from keel.modules.token_embedders.embedding import remove_pretrained_files
@@ -215,8 +216,14 @@ def import_allennlp_archive(
     *,
     include_packages: Iterable[str] = (),
     limits: ArchiveLimits | None = None,
+    describe: Callable[[Model, Vocabulary, DatasetReader, Manifest], dict[str, Any] | None]
+    | None = None,
 ) -> Path:
     """Convert an AllenNLP ``model.tar.gz`` (config.json, weights.th, vocabulary/) to keel's.
+
+    ``describe(model, vocab, validation_reader, manifest)``, when given, fills in what the
+    importing run knows (environment, tokenizer fingerprint) and returns golden predictions to
+    store, or None (``keel.pipeline.imports`` does this for ``--golden-input``).
 
     The source is unpacked with keel's safe extraction and its weights read without
     unpickling; the config must validate against keel's components, and the weights must fit
@@ -271,6 +278,15 @@ def import_allennlp_archive(
             {**planned.to_dict(), "applied_by": f"keel {keel.__version__}", "when": "import"}
             for planned in plan
         ]
+        golden = None
+        if describe is not None:
+            model.eval()
+            section = (
+                validation.resolved.get("validation_dataset_reader")
+                or validation.resolved["dataset_reader"]
+            )
+            reader = build(DatasetReader, section, path="validation_dataset_reader")
+            golden = describe(model, vocab, reader, manifest)
         return archive_model(
             work,
             model=model,
@@ -279,4 +295,5 @@ def import_allennlp_archive(
             manifest=manifest,
             include_packages=list(include_packages),
             archive_path=destination,
+            golden=golden,
         )

@@ -151,13 +151,30 @@ def migrate(
 def import_allennlp(
     source: Annotated[Path, typer.Argument(help="An AllenNLP model.tar.gz.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The keel archive to write.")],
+    golden_input: Annotated[
+        Path | None,
+        typer.Option(
+            "--golden-input",
+            help="A data file the archive's reader reads (e.g. the validation data): golden "
+            "predictions are computed from it at import, so keel verify checks predictions "
+            "from then on (recommended).",
+        ),
+    ] = None,
     include_package: IncludePackage = [],  # noqa: B006
 ) -> None:
-    """Convert an AllenNLP archive (weights.th read with weights_only=True) to a keel archive."""
-    from keel.archive.allennlp import import_allennlp_archive
+    """Convert an AllenNLP archive (weights.th read with weights_only=True) to a keel archive,
+    recording the importing environment, the tokenizer fingerprint and, with --golden-input,
+    golden predictions."""
+    from keel.pipeline.imports import import_allennlp
 
-    destination = import_allennlp_archive(source, output, include_packages=include_package)
+    destination = import_allennlp(
+        source, output, golden_input=golden_input, include_packages=include_package
+    )
     console.print(f"keel archive: {destination}")
+    if golden_input is None:
+        console.print(
+            "no --golden-input: keel verify will report the predictions step as not checked"
+        )
 
 
 # -- rendering -------------------------------------------------------------------------------

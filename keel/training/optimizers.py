@@ -168,3 +168,25 @@ class SgdOptimizer(Optimizer, torch.optim.SGD):
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
+
+
+@Optimizer.register("adadelta")
+class AdadeltaOptimizer(Optimizer, torch.optim.Adadelta):
+    """``torch.optim.Adadelta`` with torch's defaults (AllenNLP's ``adadelta``)."""
+
+    def __init__(
+        self,
+        model_parameters: Annotated[NamedParameters, Supplied],
+        lr: Annotated[float, NonNegativeFinite] = 1.0,
+        parameter_groups: ParameterGroups | None = None,
+        rho: Annotated[float, NonNegative] = 0.9,
+        eps: Annotated[float, NonNegative] = 1e-6,
+        weight_decay: Annotated[float, NonNegative] = 0.0,
+    ) -> None:
+        super().__init__(
+            make_parameter_groups(model_parameters, parameter_groups),
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+        )

@@ -129,3 +129,78 @@ def test_allennlp_feedforward_and_time_distributed_names_map_to_keels(tmp_path):
     state = adapt_allennlp_state(read_allennlp_weights(root / "weights.th"), model)
     assert set(state) == set(model.state_dict())
     assert "_feedforward._layers.0.weight" in state
+
+
+def test_import_with_golden_input_makes_every_verify_step_check(tmp_path):
+    golden_input = tmp_path / "golden.tsv"  # AllenNLP's sequence_tagging format: word###TAG
+    golden_input.write_text(
+        "cats###N are###V animals###N .###N\ndogs###N are###V animals###N .###N\n"
+        "cats###N are###V dogs###N .###N\n",
+        encoding="utf-8",
+    )
+    from typer.testing import CliRunner
+
+    from keel.cli.main import app
+
+    target = tmp_path / "imported.tar.gz"
+    result = CliRunner().invoke(
+        app,
+        [
+            "archive",
+            "import-allennlp",
+            str(FIXTURES / "simple_tagger-full.tar.gz"),
+            "-o",
+            str(target),
+            "--golden-input",
+            str(golden_input),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(target)
+    assert manifest.environment is not None and manifest.tokenizer_fingerprint is not None
+    report = verify_archive(target)
+    statuses = {check.name: check.status for check in report.checks}
+    assert report.ok, [check.to_dict() for check in report.checks]
+    assert statuses == {
+        "integrity": "pass",
+        "environment": "pass",
+        "components": "pass",
+        "config": "pass",
+        "weights": "pass",
+        "tokenizer": "pass",
+        "preprocessing": "pass",
+        "predictions": "pass",
+        "data": "skipped",
+    }
+    without = CliRunner().invoke(
+        app,
+        [
+            "archive",
+            "import-allennlp",
+            str(FIXTURES / "simple_tagger-full.tar.gz"),
+            "-o",
+            str(tmp_path / "bare.tar.gz"),
+        ],
+    )
+    assert without.exit_code == 0 and "predictions step as not checked" in without.output
+
+
+def test_allennlp_2x_conll2003_option_name_and_adadelta_are_understood():
+    from keel.common.from_params import build
+    from keel.data.dataset_readers.dataset_reader import DatasetReader
+
+    reader = build(
+        DatasetReader,
+        {"type": "conll2003", "tag_label": "ner", "convert_to_coding_scheme": "BIOUL"},
+    )
+    assert reader.coding_scheme == "BIOUL"
+    from keel.common.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="disagree"):
+        build(
+            DatasetReader,
+            {"type": "conll2003", "coding_scheme": "BIO", "convert_to_coding_scheme": "BIOUL"},
+        )
+    from keel.training.optimizers import Optimizer
+
+    assert Optimizer.resolve("adadelta").cls.__name__ == "AdadeltaOptimizer"

@@ -31,6 +31,10 @@ class Conll2003DatasetReader(TaggingReader):
     Chunk and NER tags are read in ``original_coding_scheme`` (the original release uses IOB1;
     many redistributed copies use BIO) and converted to ``coding_scheme``. ``feature_labels``
     adds other columns as extra fields ``<name>_tags`` in namespace ``<name>_tags``.
+
+    ``convert_to_coding_scheme`` is AllenNLP 2.x's name for the target scheme (``coding_scheme``
+    is 1.x's), accepted so configs of either version read unchanged; giving both with
+    different values is an error.
     """
 
     def __init__(
@@ -38,6 +42,7 @@ class Conll2003DatasetReader(TaggingReader):
         tag_label: str = "ner",
         coding_scheme: str = "IOB1",
         original_coding_scheme: str = "IOB1",
+        convert_to_coding_scheme: str | None = None,
         feature_labels: list[str] | None = None,
         token_indexers: dict[str, TokenIndexer] | None = None,
         label_namespace: str = "labels",
@@ -45,6 +50,15 @@ class Conll2003DatasetReader(TaggingReader):
         max_line_bytes: Annotated[int, Positive] = MAX_LINE_BYTES,
     ) -> None:
         super().__init__(token_indexers, label_namespace, max_instances, max_line_bytes)
+        if convert_to_coding_scheme is not None:
+            if coding_scheme not in ("IOB1", convert_to_coding_scheme):
+                raise ConfigurationError(
+                    f"coding_scheme {coding_scheme!r} and convert_to_coding_scheme "
+                    f"{convert_to_coding_scheme!r} disagree; give one (the second is AllenNLP "
+                    "2.x's name for the first)",
+                    code=errors.BAD_VALUE,
+                )
+            coding_scheme = convert_to_coding_scheme
         for name, value in [("tag_label", tag_label)] + [
             ("feature_labels", label) for label in feature_labels or []
         ]:
