@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -328,105 +328,65 @@ def train_model(
 
     started = time.perf_counter()
     validation = validate_experiment(config)
-    resolved = validation.resolved
-    section = resolved.get("distributed")
+    section = validation.resolved.get("distributed")
     context = init_distributed(build(DistributedConfig, section) if section else None)
+    run = _Run(
+        config=validation.resolved,
+        validation=validation,
+        directory=Path(serialization_dir),
+        started=started,
+        recover=recover,
+        force=force,
+        include_packages=tuple(include_packages),
+        quiet=quiet,
+        cache=cache,
+        bundle_code=bundle_code,
+    )
     try:
-        if context is None:
-            return _train_in_directory(
-                resolved,
-                validation,
-                Path(serialization_dir),
-                started,
-                recover,
-                force,
-                include_packages,
-                quiet,
-                cache,
-                bundle_code,
-                None,
-            )
-        return _train_distributed(
-            resolved,
-            validation,
-            Path(serialization_dir),
-            started,
-            recover,
-            force,
-            include_packages,
-            quiet,
-            cache,
-            bundle_code,
-            context,
-        )
+        if context is None or context.is_primary:
+            return _train_in_directory(run, context)
+        return _train_on_other_rank(run, context)
     finally:
         if context is not None:
             shutdown_distributed()
 
 
-def _train_distributed(
-    resolved: Mapping[str, Any],
-    validation: Validation,
-    directory: Path,
-    started: float,
-    recover: bool,
-    force: bool,
-    include_packages: Iterable[str],
-    quiet: bool,
-    cache: PreprocessingCache | None,
-    bundle_code: bool,
-    context: DistributedContext,
-) -> TrainingResult:
-    if context.is_primary:
-        return _train_in_directory(
-            resolved,
-            validation,
-            directory,
-            started,
-            recover,
-            force,
-            include_packages,
-            quiet,
-            cache,
-            bundle_code,
-            context,
-        )
+@dataclass(frozen=True)
+class _Run:
+    """One call of ``train_model``: what every stage of it reads."""
+
+    config: Mapping[str, Any]  # resolved
+    validation: Validation
+    directory: Path
+    started: float
+    recover: bool
+    force: bool
+    include_packages: tuple[str, ...]
+    quiet: bool
+    cache: PreprocessingCache | None
+    bundle_code: bool
+
+
+def _train_on_other_rank(run: _Run, context: DistributedContext) -> TrainingResult:
+    """A rank other than 0: trains beside rank 0, writes nothing of the run's."""
     # Rank 0 checks and locks the directory; the others learn whether it could, so a refused
     # directory stops every rank at once instead of leaving them waiting for it.
     refusal = context.all_gather(None)[0]
     if refusal is not None:
         raise TrainingError(f"rank 0 could not start: {refusal}", code=errors.TRAINING_FAILED)
     with deterministic_mode_restored():
-        return _train(
-            config=resolved,
-            validation=validation,
-            directory=directory,
-            started=started,
-            recover=recover,
-            include_packages=include_packages,
-            quiet=True,
-            cache=None,  # rank 0 alone writes the shared cache
-            bundle_code=bundle_code,
-            context=context,
-        )
+        # Quiet, and without the shared cache, which rank 0 alone writes.
+        return _train(replace(run, quiet=True, cache=None), context)
 
 
-def _train_in_directory(
-    resolved: Mapping[str, Any],
-    validation: Validation,
-    directory: Path,
-    started: float,
-    recover: bool,
-    force: bool,
-    include_packages: Iterable[str],
-    quiet: bool,
-    cache: PreprocessingCache | None,
-    bundle_code: bool,
-    context: DistributedContext | None,
-) -> TrainingResult:
+def _train_in_directory(run: _Run, context: DistributedContext | None) -> TrainingResult:
+    """The run that owns the serialization directory: one process, or rank 0."""
+    directory = run.directory
     existed = directory.exists()
     try:
-        lock = prepare_serialization_dir(directory, resolved, recover=recover, force=force)
+        lock = prepare_serialization_dir(
+            directory, run.config, recover=run.recover, force=run.force
+        )
     except KeelError as error:
         if context is not None:
             context.all_gather(error.message)
@@ -435,20 +395,9 @@ def _train_in_directory(
         context.all_gather(None)
     try:
         with run_log(directory), deterministic_mode_restored():
-            return _train(
-                config=resolved,
-                validation=validation,
-                directory=directory,
-                started=started,
-                recover=recover,
-                include_packages=include_packages,
-                quiet=quiet,
-                cache=cache,
-                bundle_code=bundle_code,
-                context=context,
-            )
+            return _train(run, context)
     except BaseException:
-        if not recover and not any((directory / CHECKPOINTS_DIR).glob("epoch_*")):
+        if not run.recover and not any((directory / CHECKPOINTS_DIR).glob("epoch_*")):
             # A fresh run that failed before its first checkpoint leaves nothing to resume, and
             # a half-made folder would only block the corrected re-run.
             _remove_run_files(directory, remove_directory=not existed)
@@ -470,20 +419,10 @@ def _remove_run_files(directory: Path, *, remove_directory: bool) -> None:
         directory.rmdir()
 
 
-def _train(
-    *,
-    config: Mapping[str, Any],
-    validation: Validation,
-    directory: Path,
-    started: float,
-    recover: bool,
-    include_packages: Iterable[str],
-    quiet: bool,
-    cache: PreprocessingCache | None,
-    bundle_code: bool,
-    context: DistributedContext | None = None,
-) -> TrainingResult:
-    resolved = config
+def _train(run: _Run, context: DistributedContext | None) -> TrainingResult:
+    resolved, validation, directory = run.config, run.validation, run.directory
+    recover, quiet, cache = run.recover, run.quiet, run.cache
+    include_packages, started, bundle_code = run.include_packages, run.started, run.bundle_code
     primary = context is None or context.is_primary
     if primary:
         atomic_write_text(directory / CONFIG_NAME, dump_config(resolved))
