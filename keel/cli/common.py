@@ -56,11 +56,23 @@ def configure_logging(quiet: bool = False) -> None:
     """
     package_logger = logging.getLogger("keel")
     package_logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not any(handler.get_name() == _LOG_HANDLER_NAME for handler in package_logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.set_name(_LOG_HANDLER_NAME)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package_logger.addHandler(handler)
+    existing = [h for h in package_logger.handlers if h.get_name() == _LOG_HANDLER_NAME]
+    if existing:
+        # The command runs again in the same process (a test runner, a notebook): log to the
+        # stderr of now, not to the one of the first call, which may be closed.
+        for handler in existing:
+            if isinstance(handler, logging.StreamHandler):
+                # Not setStream: it flushes the old stream first, which may be closed.
+                handler.acquire()
+                try:
+                    handler.stream = sys.stderr
+                finally:
+                    handler.release()
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_LOG_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_logger.addHandler(handler)
 
 
 def keel_errors_exit(function: F) -> F:

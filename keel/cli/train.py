@@ -350,6 +350,15 @@ def predict(
     trust_bundled_code: TrustBundledCode = False,
     require_signature: RequireSignature = False,
     trusted_keys: TrustedKeys = [],  # noqa: B006
+    use_dataset_reader: Annotated[
+        bool,
+        typer.Option(
+            "--use-dataset-reader",
+            help="Read INPUT_FILE with the archive's validation dataset reader (a data file, "
+            "as for evaluate) instead of JSON lines, as allennlp predict does; one output line "
+            "per instance, with its id and line when the data has them.",
+        ),
+    ] = False,
 ) -> None:
     """Predict with an archived model: one JSON object per input line, one per output line.
 
@@ -364,6 +373,9 @@ def predict(
     loaded = _load(archive, include_package, trust_bundled_code, require_signature, trusted_keys)
     loaded.model.to(target)
     chosen = Predictor.from_archive(loaded, predictor)
+    if use_dataset_reader:
+        _predict_with_reader(chosen, loaded, input_file, batch_size, output_file)
+        return
     source_name = "<stdin>" if input_file == "-" else input_file
     record = on_error == OnError.record
     rows: list[dict[str, Any] | None] = []
@@ -388,6 +400,27 @@ def predict(
                 rows[row] = output
             advance(len(chunk))
     write_json_lines([row for row in rows if row is not None], output_file)
+
+
+def _predict_with_reader(
+    chosen: Any, loaded: Any, input_file: str, batch_size: int, output_file: str | None
+) -> None:
+    """``--use-dataset-reader``: the file read by the archive's validation reader (its errors
+    name file:line), predicted in batches, one line per instance."""
+    if input_file == "-":
+        raise DataError("--use-dataset-reader reads a data file, not standard input")
+    instances = list(loaded.validation_dataset_reader.read(input_file))
+    rows: list[dict[str, Any]] = []
+    with _progress(len(instances)) as advance:
+        for start in range(0, len(instances), batch_size):
+            chunk = instances[start : start + batch_size]
+            for instance, output in zip(chunk, chosen.predict_batch_instances(chunk), strict=True):
+                where = {"line": instance.source_line}
+                if instance.source_id is not None:
+                    where = {"id": instance.source_id, **where}
+                rows.append({**where, **output})
+            advance(len(chunk))
+    write_json_lines(rows, output_file)
 
 
 def _parse_input(line: str, source_name: str, number: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``sentence_tagger``: ``{"tokens": [...]}`` or ``{"sentence": "..."}`` in; tags and spans out."""
+"""``sentence_tagger``: ``{"tokens": [...]}`` or ``{"sentence": "..."}`` in; tags and scores out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from keel.common.errors import DataError
 from keel.data.instance import Instance
 from keel.data.span_utils import InvalidTagError, tags_to_spans
 from keel.data.tokenizers.word_tokenizer import WordTokenizer
-from keel.predict.predictor import Predictor, require_key
+from keel.predict.predictor import Predictor, require_key, to_jsonable
 
 
 @Predictor.register("sentence_tagger")
@@ -29,10 +29,14 @@ class SentenceTaggerPredictor(Predictor):
         return self.dataset_reader.text_to_instance(self.check_tokens(words))
 
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
-
+        """``words``, ``tags``, the per-word ``logits`` and ``class_probabilities`` (what
+        AllenNLP's tagger predictor returned), and ``spans`` for span-coded tags."""
         tags = output["tags"]
         words: list[str] = output.get("words") or (output.get("metadata") or {}).get("words") or []
         result: dict[str, Any] = {"words": words, "tags": tags}
+        for name in ("logits", "class_probabilities"):
+            if name in output:
+                result[name] = to_jsonable(output[name])[: len(tags)]
         try:
             spans = tags_to_spans(tags)
         except InvalidTagError:  # POS-style tags carry no spans

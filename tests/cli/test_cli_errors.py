@@ -300,3 +300,25 @@ def test_cli_evaluate_predictions_carry_the_datas_ids_when_it_has_them(tmp_path)
     )
     _assert_clean_error(missing, errors.MISSING_COLUMN)
     assert f"{tsv}:1" in missing.output and "'x'" in missing.output
+
+
+def test_cli_predict_use_dataset_reader_reads_a_data_file_like_allennlp(tmp_path):
+    tagger = ARCHIVE.with_name("format2-tagger.tar.gz")
+    data = Path(__file__).parents[2] / "examples" / "data" / "ud-ewt-sample"
+    dev = data / "en_ewt-ud-dev.sample.conllu"
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(
+        app, ["predict", str(tagger), str(dev), "--use-dataset-reader", "--output-file", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # The archive's validation reader reads at most max_instances (32 in this fixture's
+    # config), exactly as it read the validation data in training.
+    assert len(rows) == min(32, dev.read_text().count("# sent_id"))
+    first = rows[0]
+    assert first["line"] == 5 and first["id"].endswith("-0001")
+    # AllenNLP's tagger predictor returned the scores too: one row per word.
+    assert len(first["logits"]) == len(first["class_probabilities"]) == len(first["words"])
+    assert abs(sum(first["class_probabilities"][0]) - 1.0) < 1e-5
+    refused = runner.invoke(app, ["predict", str(tagger), "-", "--use-dataset-reader"])
+    _assert_clean_error(refused, errors.BAD_DATA_LINE)
