@@ -33,7 +33,8 @@ def test_optimizers_adadelta_keys_reach_torch():
     _, optimizer = _build({"type": "adadelta", "lr": 0.5, "rho": 0.8, "weight_decay": 0.01})
     assert isinstance(optimizer, torch.optim.Adadelta)
     group = optimizer.param_groups[0]
-    assert (group["lr"], group["rho"], group["eps"], group["weight_decay"]) == (0.5, 0.8, 1e-6, 0.01)
+    settings = (group["lr"], group["rho"], group["eps"], group["weight_decay"])
+    assert settings == (0.5, 0.8, 1e-6, 0.01)
 
 
 def test_optimizers_adam_keys_reach_torch():
