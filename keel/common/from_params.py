@@ -205,7 +205,7 @@ def constructor_parameters(cls_or_callable: Any) -> list[tuple[str, inspect.Para
         inherited = _supplied_in_bases(cls_or_callable)
         result = [
             (name, parameter, Annotated[hint, Supplied])
-            if name in inherited and not _is_supplied(hint)
+            if name in inherited and not is_supplied_hint(hint)
             else (name, parameter, hint)
             for name, parameter, hint in result
         ]
@@ -219,7 +219,7 @@ def _supplied_in_bases(cls: type) -> set[str]:
         init = vars(klass).get("__init__")
         if init is None or init is object.__init__:
             continue
-        names.update(name for name, hint in _type_hints(init).items() if _is_supplied(hint))
+        names.update(name for name, hint in _type_hints(init).items() if is_supplied_hint(hint))
     return names
 
 
@@ -558,7 +558,7 @@ class _Walker:
                     + ", ".join(
                         n
                         for n, _, h in parameters
-                        if n not in self.injected and not _is_supplied(h)
+                        if n not in self.injected and not is_supplied_hint(h)
                     ),
                     suggestion=did_you_mean(key, names),
                 )
@@ -570,7 +570,7 @@ class _Walker:
                 kwargs[name] = item
             elif name in self.extras:
                 kwargs[name] = self.extras[name]
-            elif name in self.injected or _is_supplied(hint):
+            elif name in self.injected or is_supplied_hint(hint):
                 continue
             elif parameter.default is not inspect.Parameter.empty:
                 if _is_json_value(parameter.default):
@@ -614,13 +614,13 @@ def _under(path: str, issue: ConfigIssue) -> ConfigIssue:
     return dataclasses.replace(issue, path=_join(path, issue.path) if issue.path else path)
 
 
-def _is_supplied(hint: Any) -> bool:
+def is_supplied_hint(hint: Any) -> bool:
     """Whether a parameter's hint marks it as passed at run time (``Annotated[T, Supplied]``,
     possibly inside ``Optional``)."""
     if typing.get_origin(hint) is Annotated:
         return is_supplied(typing.get_args(hint)[1:])
     if typing.get_origin(hint) in (Union, types.UnionType):
-        return any(_is_supplied(arg) for arg in typing.get_args(hint))
+        return any(is_supplied_hint(arg) for arg in typing.get_args(hint))
     return False
 
 

@@ -35,7 +35,12 @@ Row = tuple[int, str, str | int | None, str | None]
 
 
 class ClassificationReader(DatasetReader):
-    """Base of readers whose instances are ``tokens`` (TextField) + optional ``label``."""
+    """Base of readers whose instances are ``tokens`` (TextField) + optional ``label``.
+
+    The text is split by ``tokenizer`` (default: whitespace) and indexed by ``token_indexers``
+    (default: one ``single_id`` indexer named tokens). ``skip_label_indexing`` takes labels as
+    integer class ids instead of names. ``max_sequence_length`` keeps the first that many tokens.
+    """
 
     def __init__(
         self,

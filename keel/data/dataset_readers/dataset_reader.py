@@ -21,6 +21,7 @@ class DatasetReader(Registrable):
 
     ``read`` checks that the file exists, stops after ``max_instances``, and raises when the file
     yields nothing, so a wrong path or an empty split fails loudly instead of training on air.
+    A line longer than ``max_line_bytes`` is refused with its file:line, never read into memory.
     """
 
     def __init__(self, max_instances: int | None = None, max_line_bytes: int | None = None) -> None:

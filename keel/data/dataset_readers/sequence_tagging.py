@@ -46,7 +46,9 @@ class TaggingReader(DatasetReader):
     """Base of the tagging readers: instances with ``tokens``, ``tags`` and ``metadata``.
 
     Subclasses implement ``_sentences``. With ``on_error``, ``read`` hands a bad line to it and
-    skips the sentence that holds it instead of stopping.
+    skips the sentence that holds it instead of stopping. Words are indexed by
+    ``token_indexers`` (default: one ``single_id`` indexer named tokens); tags go to the
+    vocabulary namespace ``label_namespace``.
     """
 
     def __init__(
@@ -137,8 +139,8 @@ class SentenceLines:
 @DatasetReader.register("sequence_tagging")
 class SequenceTaggingDatasetReader(TaggingReader):
     """One sentence per line: tokens separated by ``token_delimiter`` (None: any whitespace),
-    each ``word<word_tag_delimiter>TAG``. The tag is what follows the last delimiter, so words
-    may contain it. Blank lines are skipped.
+    each a word and its tag joined by ``word_tag_delimiter`` (``word###TAG``). The tag is what
+    follows the last delimiter, so words may contain it. Blank lines are skipped.
     """
 
     def __init__(

@@ -20,7 +20,11 @@ from keel.data.tokenizers.tokenizer import Tokenizer
 
 @DatasetReader.register("text_classification_json")
 class TextClassificationJsonReader(ClassificationReader):
-    """One JSON object per line with a text and an optional label; blank lines are skipped."""
+    """One JSON object per line with a text and an optional label; blank lines are skipped.
+
+    The text is read from the key ``text_key`` and the label from ``label_key``; an ``id`` key,
+    when present, is kept as the instance's id.
+    """
 
     def __init__(
         self,

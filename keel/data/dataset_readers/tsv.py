@@ -7,7 +7,7 @@ from typing import Annotated
 
 from keel.common import errors
 from keel.common.constraints import Positive
-from keel.common.errors import DataError
+from keel.common.errors import ConfigIssue, ConfigurationError, DataError
 from keel.data.dataset_readers.classification import ClassificationReader, Row
 from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, read_lines
 from keel.data.token_indexers.token_indexer import TokenIndexer
@@ -18,7 +18,8 @@ from keel.data.tokenizers.tokenizer import Tokenizer
 class TsvReader(ClassificationReader):
     """Reads ``text_column`` and ``label_column`` by header name from delimited text;
     ``id_column`` names a column of example ids (kept with each instance, written by
-    ``keel evaluate --predictions-output-file``).
+    ``keel evaluate --predictions-output-file``). With ``header`` false the file has no header
+    line and the columns are given by position (0 for the first).
 
     Fields are split on ``delimiter`` with no quoting rules (GLUE's files have none). The text
     is stripped of surrounding whitespace: SST-2 sentences end with a space.
@@ -28,10 +29,11 @@ class TsvReader(ClassificationReader):
         self,
         tokenizer: Tokenizer | None = None,
         token_indexers: dict[str, TokenIndexer] | None = None,
-        text_column: str = "sentence",
-        label_column: str = "label",
-        id_column: str | None = None,
+        text_column: str | int = "sentence",
+        label_column: str | int = "label",
+        id_column: str | int | None = None,
         delimiter: str = "\t",
+        header: bool = True,
         skip_label_indexing: bool = False,
         max_sequence_length: int | None = None,
         max_instances: Annotated[int, Positive] | None = None,
@@ -47,6 +49,25 @@ class TsvReader(ClassificationReader):
         )
         if not delimiter:
             raise ValueError("delimiter must not be empty")
+        columns = {"text_column": text_column, "label_column": label_column}
+        if id_column is not None:
+            columns["id_column"] = id_column
+        issues = [
+            ConfigIssue(
+                errors.BAD_VALUE,
+                name,
+                "without a header, columns are given by position"
+                if not header
+                else "a column position must be 0 or more",
+                expected="a column position (0, 1, ...)",
+                found=value,
+            )
+            for name, value in columns.items()
+            if (not header and not isinstance(value, int)) or (isinstance(value, int) and value < 0)
+        ]
+        if issues:
+            raise ConfigurationError(issues)
+        self.header = header
         self.text_column = text_column
         self.label_column = label_column
         self.id_column = id_column
@@ -55,18 +76,24 @@ class TsvReader(ClassificationReader):
     def _rows(self, file_path: str, on_error: Callable[[DataError], None] | None) -> Iterator[Row]:
         delimiter = self.delimiter
         lines = read_lines(file_path, on_error, self.max_line_bytes)
-        first = next(lines, None)
-        if first is None:
-            return  # empty file: read() reports it as having no instances
-        if first[0] != 1:  # on_error skipped an undecodable header: nothing can be read
-            raise DataError("the header line is not valid UTF-8", path=file_path, line=1)
-        header_line = first[1]
-        header = [name.strip() for name in header_line.split(delimiter)]
-        columns = []
         named = [self.text_column, self.label_column]
         if self.id_column is not None:
             named.append(self.id_column)
+        if self.header:
+            first = next(lines, None)
+            if first is None:
+                return  # empty file: read() reports it as having no instances
+            if first[0] != 1:  # on_error skipped an undecodable header: nothing can be read
+                raise DataError("the header line is not valid UTF-8", path=file_path, line=1)
+            header_line = first[1]
+            header = [name.strip() for name in header_line.split(delimiter)]
+        else:
+            header_line, header = "", []
+        columns = []
         for name in named:
+            if isinstance(name, int):
+                columns.append(name)
+                continue
             if name not in header:
                 raise DataError(
                     f"the header has no column {name!r} (columns: "

@@ -158,3 +158,26 @@ def test_tsv_on_error_still_raises_for_header_and_empty_result(tmp_path):
     with pytest.raises(DataError) as info:
         list(TsvReader().read(path, on_error=lambda error: None))
     assert info.value.code == errors.EMPTY_DATA
+
+
+def test_tsv_without_a_header_reads_columns_by_position(tmp_path):
+    import pytest
+
+    from keel.common.errors import ConfigurationError
+    from keel.data.dataset_readers.tsv import TsvReader
+
+    path = tmp_path / "headless.tsv"
+    path.write_text("a1\tgreat film\t1\na2\tdull\t0\n", encoding="utf-8")
+    reader = TsvReader(header=False, text_column=1, label_column=2, id_column=0)
+    instances = list(reader.read(str(path)))
+    assert [[t.text for t in i["tokens"].tokens] for i in instances] == [
+        ["great", "film"],
+        ["dull"],
+    ]
+    assert [i["label"].label for i in instances] == ["1", "0"]
+    assert [(i.source_id, i.source_line) for i in instances] == [("a1", 1), ("a2", 2)]
+    with pytest.raises(ConfigurationError) as raised:
+        TsvReader(header=False, text_column="sentence", label_column=1)
+    assert "text_column" in str(raised.value) and "by position" in str(raised.value)
+    with pytest.raises(ConfigurationError, match="0 or more"):
+        TsvReader(text_column=-1)
