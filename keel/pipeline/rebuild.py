@@ -148,12 +148,12 @@ def rebuild_archive(
                 config[key] = item.path
             else:
                 _replace_value(config, item.recorded_path, item.path)
-        packages = list(dict.fromkeys([*include_packages, *manifest.include_packages]))
+        # Only the packages the user names: nothing is imported on the word of an archive.
         result = train_model(
             config,
             Path(serialization_dir),
             force=force,
-            include_packages=packages,
+            include_packages=tuple(include_packages),
             quiet=quiet,
             cache=None,
         )
