@@ -96,20 +96,31 @@ TRAINING_KEYS = (
 )
 
 
-def refuse_unreproducible(config: Any, where: str, path: str = "") -> None:
-    """ArchiveError naming the first component keel cannot reproduce, with the reason."""
+def unreproducible(config: Any, path: str = "") -> list[tuple[str, str, str]]:
+    """Every component of ``config`` keel cannot reproduce: (dotted path, name, reason)."""
+    found: list[tuple[str, str, str]] = []
     if isinstance(config, dict):
         for key, value in config.items():
             here = f"{path}.{key}" if path else str(key)
             kind = value.get("type") if isinstance(value, dict) else None
             reason = UNREPRODUCIBLE.get((str(key), str(kind)))
             if reason is not None:
-                raise ArchiveError(
-                    f"{where}: {here} is {kind!r}: {reason}; refusing to import",
-                    code=errors.UNKNOWN_COMPONENT,
-                )
-            if key not in TRAINING_KEYS:
-                refuse_unreproducible(value, where, here)
+                found.append((here, str(kind), reason))
+            elif key not in TRAINING_KEYS or path:
+                found += unreproducible(value, here)
+    elif isinstance(config, list):
+        for index, item in enumerate(config):
+            found += unreproducible(item, f"{path}[{index}]")
+    return found
+
+
+def refuse_unreproducible(config: Any, where: str) -> None:
+    """ArchiveError naming the first component keel cannot reproduce, with the reason."""
+    for here, kind, reason in unreproducible(config):
+        raise ArchiveError(
+            f"{where}: {here} is {kind!r}: {reason}; refusing to import",
+            code=errors.UNKNOWN_COMPONENT,
+        )
 
 
 def split_training_sections(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,6 +7,7 @@ import typer
 from keel import __version__
 from keel.cli import archive as archive_commands
 from keel.cli import cache as cache_commands
+from keel.cli import config as config_commands
 from keel.cli import data as data_commands
 from keel.cli import env as env_commands
 from keel.cli import rebuild as rebuild_commands
@@ -34,6 +35,7 @@ app.command("rebuild")(rebuild_commands.rebuild)
 app.add_typer(env_commands.app, name="env")
 app.add_typer(data_commands.app, name="data")
 app.add_typer(cache_commands.app, name="cache")
+app.add_typer(config_commands.app, name="config")
 app.add_typer(archive_commands.app, name="archive")
 
 

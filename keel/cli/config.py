@@ -1,0 +1,79 @@
+"""``keel config check``: everything a config asks that keel cannot build, before any data is
+read."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from keel.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ExtVar,
+    IncludePackage,
+    Overrides,
+    console,
+    keel_errors_exit,
+)
+
+app = typer.Typer(
+    name="config",
+    help="Check training configs (keel's or AllenNLP's) against the installed components.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command("check")
+@keel_errors_exit
+def check(
+    config: Annotated[Path, typer.Argument(help="Jsonnet or JSON training config.")],
+    overrides: Overrides = None,
+    ext_var: ExtVar = [],  # noqa: B006
+    include_package: IncludePackage = [],  # noqa: B006
+    check_files: Annotated[
+        bool,
+        typer.Option("--check-files/--no-check-files", help="Check that the data files exist."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
+) -> None:
+    """List every problem of CONFIG with its dotted path (unknown keys and components, wrong
+    values, missing data files, AllenNLP components keel does not reproduce). Exit 0 when it
+    trains as is, 1 when it does not."""
+    from keel.archive.allennlp import unreproducible
+    from keel.common import errors
+    from keel.common.errors import ConfigIssue
+    from keel.common.from_params import validate
+    from keel.common.params import load_config, parse_ext_vars
+    from keel.common.plugins import import_plugins
+    from keel.training.experiment import Experiment, validation_metric_issues
+
+    import_plugins(include_package)
+    params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
+    validation = validate(Experiment, params, check_files=check_files)
+    issues: list[ConfigIssue] = list(validation.issues)
+    if validation.ok:
+        issues += validation_metric_issues(validation.resolved)
+    for path, kind, reason in unreproducible(params):
+        issues.append(
+            ConfigIssue(
+                errors.UNKNOWN_COMPONENT,
+                path,
+                f"{kind!r} is an AllenNLP component keel does not reproduce: {reason}",
+            )
+        )
+    rows: list[dict[str, Any]] = [issue.to_dict() for issue in issues]
+    if as_json:
+        sys.stdout.write(json.dumps({"config": str(config), "issues": rows}, indent=2) + "\n")
+    elif not issues:
+        console.print(f"{escape(str(config))}: no problems; it trains as is")
+    else:
+        console.print(f"{escape(str(config))}: {len(issues)} problem(s)")
+        for issue in issues:
+            console.print(f"  {escape(issue.render())}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if issues else EXIT_OK)
