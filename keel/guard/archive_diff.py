@@ -31,7 +31,7 @@ from keel.common.filenames import GOLDEN_FILE
 from keel.common.plugins import import_plugins
 from keel.data.vocabulary import Vocabulary
 from keel.guard.env_diff import BREAKING, RISKY, diff_environments
-from keel.guard.golden import Golden, replay
+from keel.guard.golden import Golden, agreement, replay
 
 _EXAMPLES = 10
 
@@ -58,8 +58,11 @@ class ArchiveDiff:
 
     @property
     def predictions_differ(self) -> bool:
-        return bool(self.predictions.get("disagreements")) or (
-            self.predictions.get("max_score_difference") not in (None, 0.0)
+        if not self.predictions.get("compared"):
+            return False  # nothing to compare on; the other sections decide
+        # Scores that cannot be compared (None: other names or shapes) differ too.
+        return bool(self.predictions["disagreements"]) or (
+            self.predictions["max_score_difference"] != 0.0
         )
 
     @property
@@ -240,31 +243,18 @@ def compare_predictions(
                 f"({type(error).__name__}: {error})",
             }
     now_a, now_b = outputs
-    disagreements = [
-        {"input": inputs[index], "a": left, "b": right}
-        for index, (left, right) in enumerate(zip(now_a.decoded, now_b.decoded, strict=True))
-        if left != right
-    ]
-    max_difference: float | None = 0.0
-    for left, right in zip(now_a.scores, now_b.scores, strict=True):
-        if left.keys() != right.keys():
-            max_difference = None
-            break
-        for name in left:
-            x, y = torch.tensor(left[name]).double(), torch.tensor(right[name]).double()
-            if x.shape != y.shape:
-                max_difference = None
-                break
-            if x.numel() and max_difference is not None:
-                max_difference = max(max_difference, float((x - y).abs().max()))
-        if max_difference is None:
-            break
+    compared = agreement(now_a.scores, now_a.decoded, now_b)
+    largest = compared.max_difference
     return {
         "compared": len(inputs),
-        "agreement": (len(inputs) - len(disagreements)) / len(inputs),
-        "disagreements": len(disagreements),
-        "disagreement_examples": disagreements[:_EXAMPLES],
-        "max_score_difference": max_difference,
+        "agreement": (len(inputs) - len(compared.changed)) / len(inputs),
+        "disagreements": len(compared.changed),
+        "disagreement_examples": [
+            {"input": inputs[item["input"]], "a": item["expected"], "b": item["actual"]}
+            for item in compared.changed[:_EXAMPLES]
+        ],
+        # None: the two models' scores have other names or shapes, so no distance
+        "max_score_difference": None if math.isinf(largest) else largest,
     }
 
 

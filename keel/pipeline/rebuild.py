@@ -33,6 +33,7 @@ from keel.archive.archive import (
     ArchiveLimits,
     archive_snapshot,
     opened_archive,
+    read_manifest,
     write_archive,
 )
 from keel.archive.manifest import Manifest
@@ -44,7 +45,7 @@ from keel.common.filenames import GOLDEN_FILE, MANIFEST_NAME
 from keel.common.hashing import sha256_file
 from keel.common.plugins import import_plugins
 from keel.guard.env_diff import BREAKING, RISKY, diff_environments
-from keel.guard.golden import Golden, replay
+from keel.guard.golden import Golden, Replay, agreement, replay
 from keel.pipeline.train import train_model
 
 #: the largest move of any validation metric an equivalent rebuild may show
@@ -174,7 +175,7 @@ def rebuild_archive(
             }
             for item in located
         ]
-        new_manifest = _manifest_of(result.archive_path)
+        new_manifest = read_manifest(result.archive_path)
         rebuilt_state = result.model.state_dict()
         _compare(
             report, original, manifest, result.model, new_manifest, rebuilt_state, golden, located
@@ -265,14 +266,14 @@ def _compare(
         and torch.equal(old_state[key].cpu(), rebuilt_state[key].cpu())
         for key in old_state
     )
-    reader = original.validation_dataset_reader
     if golden is not None:
-        report.golden = _agreement(original, rebuilt_model, golden.records)
+        report.golden = _agreement(*_replays(original, rebuilt_model, golden.records))
     validation = next((item for item in located if item.role == "validation"), None)
     if validation is not None:
-        records = list(reader.read_records(validation.path))
-        report.validation = _agreement(original, rebuilt_model, records)
-        report.confusion = _confusions(original, rebuilt_model, records)
+        records = list(original.validation_dataset_reader.read_records(validation.path))
+        before, after = _replays(original, rebuilt_model, records)
+        report.validation = _agreement(before, after)
+        report.confusion = _confusions(records, before, after)
     if manifest.environment is not None and new_manifest.environment is not None:
         report.environment = diff_environments(
             manifest.environment,
@@ -291,30 +292,32 @@ def _compare(
     _judge(report, located)
 
 
-def _agreement(original: Archive, rebuilt_model: Any, records: list[dict[str, Any]]) -> dict:
-    if not records:
-        return {"compared": 0}
+def _replays(
+    original: Archive, rebuilt_model: Any, records: list[dict[str, Any]]
+) -> tuple[Replay, Replay]:
+    """Both models' outputs on ``records``, read and indexed by the original's reader."""
     reader, vocab = original.validation_dataset_reader, original.vocab
-    before = replay(original.model, reader, vocab, records)
-    after = replay(rebuilt_model, reader, vocab, records)
-    same = sum(old == new for old, new in zip(before.decoded, after.decoded, strict=True))
-    differences = []
-    for old, new in zip(before.scores, after.scores, strict=True):
-        for name in sorted(set(old) & set(new)):
-            left = numpy.asarray(old[name], dtype=numpy.float64)
-            right = numpy.asarray(new[name], dtype=numpy.float64)
-            if left.shape == right.shape:
-                differences.append(numpy.abs(left - right).ravel())
-    flat = numpy.concatenate(differences) if differences else numpy.zeros(0)
+    return (
+        replay(original.model, reader, vocab, records),
+        replay(rebuilt_model, reader, vocab, records),
+    )
+
+
+def _agreement(before: Replay, after: Replay) -> dict[str, Any]:
+    """Decoded agreement and the distribution of |score differences| of two replays."""
+    compared = agreement(before.scores, before.decoded, after)
+    if not compared.compared:
+        return {"compared": 0}
+    flat = compared.differences
     histogram, edges = (
         numpy.histogram(flat, bins=20) if flat.size else (numpy.zeros(0), numpy.zeros(0))
     )
     return {
-        "compared": len(records),
-        "agreement": same / len(records),
-        "changed": len(records) - same,
+        "compared": compared.compared,
+        "agreement": (compared.compared - len(compared.changed)) / compared.compared,
+        "changed": len(compared.changed),
         "score_difference": {
-            "max": float(flat.max()) if flat.size else 0.0,
+            "max": compared.max_difference,
             "mean": float(flat.mean()) if flat.size else 0.0,
             "p50": float(numpy.percentile(flat, 50)) if flat.size else 0.0,
             "p99": float(numpy.percentile(flat, 99)) if flat.size else 0.0,
@@ -324,20 +327,17 @@ def _agreement(original: Archive, rebuilt_model: Any, records: list[dict[str, An
 
 
 def _confusions(
-    original: Archive, rebuilt_model: Any, records: list[dict[str, Any]]
+    records: list[dict[str, Any]], before: Replay, after: Replay
 ) -> dict[str, Any] | None:
     """Gold x predicted counts of both models, for records with a ``label``."""
     gold = [record.get("label") for record in records]
     if not records or any(label is None for label in gold):
         return None
-    reader, vocab = original.validation_dataset_reader, original.vocab
-    unlabelled = [{k: v for k, v in record.items() if k != "label"} for record in records]
     predicted = {}
-    for name, model in (("original", original.model), ("rebuilt", rebuilt_model)):
-        decoded = replay(model, reader, vocab, unlabelled).decoded
-        if not all("label" in item for item in decoded):
+    for name, outputs in (("original", before), ("rebuilt", after)):
+        if not all("label" in item for item in outputs.decoded):
             return None
-        predicted[name] = [str(item["label"]) for item in decoded]
+        predicted[name] = [str(item["label"]) for item in outputs.decoded]
     labels = sorted(
         {str(label) for label in gold} | set(predicted["original"]) | set(predicted["rebuilt"])
     )
@@ -409,11 +409,6 @@ def _read_golden(path: Path) -> Golden | None:
     if not path.is_file():
         return None
     return Golden.from_dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def _manifest_of(archive_path: Path) -> Manifest:
-    with opened_archive(archive_path) as (_, manifest):
-        return manifest
 
 
 def _record(archive_path: Path, report: RebuildReport) -> None:
