@@ -15,6 +15,8 @@ from keel.cli.common import (
     EXIT_OK,
     HtmlOption,
     IncludePackage,
+    SignerOption,
+    TrustedKeysDirOption,
     configure_logging,
     console,
     keel_errors_exit,
@@ -37,14 +39,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON o
 def inspect(
     archive: Annotated[Path, typer.Argument(help="The model.tar.gz to look into.")],
     as_json: AsJson = False,
-    signer: Annotated[
-        list[Path],
-        typer.Option("--signer", help="A trusted public key (PEM): check the signature."),
-    ] = [],  # noqa: B006
-    trusted_keys: Annotated[
-        list[Path],
-        typer.Option("--trusted-keys", help="A folder of trusted *.pub keys: check the signature."),
-    ] = [],  # noqa: B006
+    signer: SignerOption = [],  # noqa: B006
+    trusted_keys: TrustedKeysDirOption = [],  # noqa: B006
     include_package: IncludePackage = [],  # noqa: B006
 ) -> None:
     """What is inside ARCHIVE, without building its model: format, components (recorded and

@@ -125,6 +125,14 @@ AllowUnchecked = Annotated[
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="Also write the report as JUnit XML here.")
 ]
+SignerOption = Annotated[
+    list[Path],
+    typer.Option("--signer", help="A trusted public key (PEM): check the signature."),
+]
+TrustedKeysDirOption = Annotated[
+    list[Path],
+    typer.Option("--trusted-keys", help="A folder of trusted *.pub keys: check the signature."),
+]
 HtmlOption = Annotated[
     Path | None,
     typer.Option(

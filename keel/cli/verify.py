@@ -12,6 +12,8 @@ from keel.cli.common import (
     HtmlOption,
     IncludePackage,
     JunitOption,
+    SignerOption,
+    TrustedKeysDirOption,
     emit_report,
     keel_errors_exit,
     write_html,
@@ -43,14 +45,8 @@ def verify(
     junit: JunitOption = None,
     html: HtmlOption = None,
     include_package: IncludePackage = [],  # noqa: B006
-    signer: Annotated[
-        list[Path],
-        typer.Option("--signer", help="A trusted public key (PEM): check the signature."),
-    ] = [],  # noqa: B006
-    trusted_keys: Annotated[
-        list[Path],
-        typer.Option("--trusted-keys", help="A folder of trusted *.pub keys: check the signature."),
-    ] = [],  # noqa: B006
+    signer: SignerOption = [],  # noqa: B006
+    trusted_keys: TrustedKeysDirOption = [],  # noqa: B006
     trust_bundled_code: TrustBundledCode = False,
 ) -> None:
     """Check that ARCHIVE still behaves here exactly as when it was trained (exit 1 if not).

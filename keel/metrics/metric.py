@@ -55,7 +55,9 @@ class Metric(Registrable):
         total = dict(states[0])
         for state in states[1:]:
             for name in cls.statistics:
-                total[name] = _add(total[name], state[name])
+                # ints, floats, tensors (an int 0 plus a tensor: a process that saw no
+                # batch) and Counters all add with +
+                total[name] = total[name] + state[name]
         return total
 
     @staticmethod
@@ -93,8 +95,3 @@ def _portable(value: Any) -> Any:
     if isinstance(value, Counter):
         return Counter(value)
     return value
-
-
-def _add(left: Any, right: Any) -> Any:
-    # ints, floats, tensors (also an int 0 and a tensor: a process that saw no batch), Counters
-    return left + right

@@ -123,9 +123,6 @@ class DistributedContext:
         else:
             dist.barrier()
 
-    def describe(self) -> dict[str, Any]:
-        return {"world_size": self.world_size, "backend": self.backend}
-
 
 def launched_by_torchrun() -> bool:
     """Whether this process was started by torchrun (or torch's elastic launcher)."""
