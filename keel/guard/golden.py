@@ -53,6 +53,8 @@ class Golden:
     scores: list[dict[str, Any]]
     #: per record, output name -> decoded value (compared exactly)
     decoded: list[dict[str, Any]]
+    #: the seed the inputs were sampled with (None when not recorded)
+    seed: int | None = None
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Golden:
@@ -79,6 +81,7 @@ class Golden:
             device=str(document.get("device", "cpu")),
             scores=scores,
             decoded=decoded,
+            seed=seed if isinstance(seed := document.get("seed"), int) else None,
         )
 
 

@@ -109,7 +109,7 @@ def migrate_archive(
                     code=errors.MIGRATION_FAILED,
                 )
             golden_check = result.describe(tolerance)
-            records, seed = golden.records, _golden_seed(golden_path)
+            records, seed = golden.records, golden.seed
         elif allow_unverified:
             golden_check = "not checked: the archive has no golden predictions (--allow-unverified)"
             records, seed = [], None
@@ -166,8 +166,3 @@ def migrate_archive(
                 bundle_code=bool(manifest.custom_code.get("bundled")),
             )
     return MigrationResult(where, target, archive.migrations, golden_check)
-
-
-def _golden_seed(path: Path) -> int | None:
-    seed = json.loads(path.read_text(encoding="utf-8")).get("seed")
-    return seed if isinstance(seed, int) else None
