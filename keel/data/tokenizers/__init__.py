@@ -1,7 +1,8 @@
-"""Tokenizers: text -> ``Token`` lists (``whitespace``, ``word``, ``character``)."""
+"""Tokenizers: text -> ``Token`` lists (``whitespace``, ``word``, ``character``, ``spacy``)."""
 
 from keel.data.tokenizers.character_tokenizer import CharacterTokenizer
 from keel.data.tokenizers.pretrained_transformer_tokenizer import PretrainedTransformerTokenizer
+from keel.data.tokenizers.spacy_tokenizer import SpacyTokenizer
 from keel.data.tokenizers.token import SharedToken, Token
 from keel.data.tokenizers.tokenizer import Tokenizer
 from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
@@ -11,6 +12,7 @@ __all__ = [
     "PretrainedTransformerTokenizer",
     "CharacterTokenizer",
     "SharedToken",
+    "SpacyTokenizer",
     "Token",
     "Tokenizer",
     "WhitespaceTokenizer",
