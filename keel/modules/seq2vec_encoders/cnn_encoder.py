@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 
@@ -17,9 +17,18 @@ from keel.modules.util import min_value_of_dtype
 class CnnEncoder(Seq2VecEncoder):
     """One Conv1d of ``num_filters`` per n-gram width, activation, then a max over positions.
 
-    Only windows that start at a real token and end inside the sequence are pooled, so padding
-    never wins the max. A sequence shorter than a width (including an empty one) is pooled over
-    its single window padded with zeros, the same whatever the batch's padded length.
+    Padding is zeroed before the convolutions. Which windows the max pools is
+    ``window_pooling``:
+
+    - ``keel`` (default): windows that start at a real token and end inside the sequence, so
+      padding never wins the max; a sequence shorter than a width (an empty one too) is pooled
+      over its single window padded with zeros, the same whatever the batch's padded length.
+    - ``allennlp``: AllenNLP 1.2.1 and later (allenai/allennlp#4746): only windows that end
+      inside the sequence; where a sequence is shorter than a width, that width's filters give
+      0 (a 1-character word under a width-3 filter contributes nothing).
+    - ``allennlp_legacy``: AllenNLP up to 1.2.0: every window of the padded batch, so the
+      result of a short sequence depends on how far the batch is padded.
+
     Output size is ``num_filters * len(ngram_filter_sizes)``, or ``output_dim`` when given
     (a linear projection).
 
@@ -35,9 +44,11 @@ class CnnEncoder(Seq2VecEncoder):
         ngram_filter_sizes: tuple[int, ...] = (2, 3, 4, 5),
         conv_layer_activation: str = "relu",
         output_dim: Annotated[int, Positive] | None = None,
+        window_pooling: Literal["keel", "allennlp", "allennlp_legacy"] = "keel",
     ) -> None:
         super().__init__()
         self._embedding_dim = embedding_dim
+        self.window_pooling = window_pooling
         self._ngram_filter_sizes = tuple(ngram_filter_sizes)
         self._widest = max(self._ngram_filter_sizes)
         self.convolutions = torch.nn.ModuleList(
@@ -70,13 +81,20 @@ class CnnEncoder(Seq2VecEncoder):
         pooled = []
         for size, convolution in zip(self._ngram_filter_sizes, self.convolutions, strict=True):
             activations = self._activation(convolution(channels_first))  # (B, F, positions)
+            if self.window_pooling == "allennlp_legacy":
+                pooled.append(activations.max(dim=2).values)
+                continue
             positions = torch.arange(activations.size(-1), device=inputs.device)
-            last_start = (lengths - size).clamp(min=0)
+            last_start = lengths - size
+            if self.window_pooling == "keel":
+                last_start = last_start.clamp(min=0)
             valid = positions.unsqueeze(0) <= last_start.unsqueeze(1)  # (B, positions)
-            activations = activations.masked_fill(
-                ~valid.unsqueeze(1), min_value_of_dtype(activations.dtype)
-            )
-            pooled.append(activations.max(dim=2).values)
+            lowest = min_value_of_dtype(activations.dtype)
+            best = activations.masked_fill(~valid.unsqueeze(1), lowest).max(dim=2).values
+            if self.window_pooling == "allennlp":
+                # AllenNLP gives 0 where no window was valid
+                best = best.masked_fill(~valid.any(dim=1, keepdim=True), 0.0)
+            pooled.append(best)
         output = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
         if self.projection_layer is not None:
             output = self.projection_layer(output)
