@@ -15,6 +15,7 @@ from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.fbeta_measure import FBetaMeasure
 from keel.models.model import GoldenOutputs, MetricNames, Model
 from keel.modules.feedforward import FeedForward
+from keel.modules.regularizers import RegularizerApplicator
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
@@ -44,8 +45,9 @@ class BasicClassifier(Model):
         num_labels: int | None = None,
         label_namespace: str = "labels",
         namespace: str = "tokens",
+        regularizer: RegularizerApplicator | None = None,
     ) -> None:
-        super().__init__(vocab)
+        super().__init__(vocab, regularizer)
         self._text_field_embedder = text_field_embedder
         self._seq2seq_encoder = seq2seq_encoder
         self._seq2vec_encoder = seq2vec_encoder

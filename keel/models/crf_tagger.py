@@ -23,6 +23,7 @@ from keel.models.simple_tagger import (
 )
 from keel.modules.conditional_random_field import ConditionalRandomField, allowed_transitions
 from keel.modules.feedforward import FeedForward
+from keel.modules.regularizers import RegularizerApplicator
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
 from keel.modules.util import TextFieldTensors, get_text_field_mask
@@ -56,8 +57,9 @@ class CrfTagger(Model):
         dropout: Annotated[float, Probability] | None = None,
         verbose_metrics: bool = False,
         top_k: Annotated[int, Positive] = 1,
+        regularizer: RegularizerApplicator | None = None,
     ) -> None:
-        super().__init__(vocab)
+        super().__init__(vocab, regularizer)
         self.label_namespace = label_namespace
         self.text_field_embedder = text_field_embedder
         self.encoder = encoder

@@ -16,6 +16,7 @@ from keel.common.registry import Registrable
 from keel.data.batch import collate
 from keel.data.instance import Instance
 from keel.data.vocabulary import Vocabulary
+from keel.modules.regularizers import RegularizerApplicator
 from keel.modules.util import move_to_device
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,18 @@ class Model(torch.nn.Module, Registrable):
     default_predictor: ClassVar[str | None] = None
     golden_outputs: ClassVar[GoldenOutputs | None] = None
 
-    def __init__(self, vocab: Annotated[Vocabulary, Supplied]) -> None:
+    def __init__(
+        self,
+        vocab: Annotated[Vocabulary, Supplied],
+        regularizer: RegularizerApplicator | None = None,
+    ) -> None:
         super().__init__()
         self.vocab = vocab
+        self._regularizer = regularizer
+
+    def get_regularization_penalty(self) -> torch.Tensor | None:
+        """The penalty the config's ``regularizer`` adds to a training batch's loss, or None."""
+        return None if self._regularizer is None else self._regularizer(self)
 
     def forward(self, *inputs: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError

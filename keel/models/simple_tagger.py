@@ -15,6 +15,7 @@ from keel.metrics.categorical_accuracy import CategoricalAccuracy
 from keel.metrics.span_based_f1 import SpanBasedF1Measure
 from keel.models.model import GoldenOutputs, MetricNames, Model
 from keel.modules.feedforward import FeedForward
+from keel.modules.regularizers import RegularizerApplicator
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 from keel.modules.text_field_embedders.text_field_embedder import TextFieldEmbedder
 from keel.modules.util import (
@@ -48,8 +49,9 @@ class SimpleTagger(Model):
         label_encoding: str | None = None,
         dropout: Annotated[float, Probability] | None = None,
         verbose_metrics: bool = False,
+        regularizer: RegularizerApplicator | None = None,
     ) -> None:
-        super().__init__(vocab)
+        super().__init__(vocab, regularizer)
         self.label_namespace = label_namespace
         self.text_field_embedder = text_field_embedder
         self.encoder = encoder

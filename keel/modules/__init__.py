@@ -1,7 +1,14 @@
-"""Torch building blocks: token and text-field embedders, encoders, feedforward, CRF."""
+"""Torch building blocks: token and text-field embedders, encoders, feedforward, CRF,
+regularizers."""
 
 # Importing the subpackages registers their components under their config names.
-from keel.modules import seq2seq_encoders, seq2vec_encoders, text_field_embedders, token_embedders
+from keel.modules import (
+    regularizers,
+    seq2seq_encoders,
+    seq2vec_encoders,
+    text_field_embedders,
+    token_embedders,
+)
 from keel.modules.conditional_random_field import ConditionalRandomField, allowed_transitions
 from keel.modules.feedforward import FeedForward
 
@@ -9,6 +16,7 @@ __all__ = [
     "ConditionalRandomField",
     "FeedForward",
     "allowed_transitions",
+    "regularizers",
     "seq2seq_encoders",
     "seq2vec_encoders",
     "text_field_embedders",

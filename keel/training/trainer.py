@@ -417,6 +417,9 @@ class GradientDescentTrainer(Trainer):
                 with self._sharing(mine, last_of_group):
                     loss, output = self._forward(batch, training=True)
                     assert loss is not None  # raised for a training batch without one
+                    penalty = self.model.get_regularization_penalty()
+                    if penalty is not None:
+                        loss = loss + penalty
                     if self.distributed is not None:
                         # DDP averages the ranks' gradients; weighting each rank by its share
                         # of the global batch makes that average the whole batch's gradient.

@@ -580,3 +580,24 @@ def test_trainer_duration_format():
         "1h00m",
         "2h02m",
     ]
+
+
+def test_the_models_regularizer_penalty_is_added_to_every_training_batchs_loss():
+    # lr 0 keeps the weights fixed, so the reported training loss must be the mean over the
+    # batches of (data loss + penalty), the penalty computed from the unchanged weights.
+    regularizer = {"regexes": [["weight$", {"type": "l2", "alpha": 0.05}]]}
+    plain = _model(dropout=0.0)
+    penalised = build(
+        Model,
+        {**MODEL_CONFIG, "dropout": 0.0, "regularizer": regularizer},
+        extras={"vocab": VOCAB},
+    )
+    penalised.load_state_dict(plain.state_dict())
+    penalty = penalised.get_regularization_penalty()
+    assert plain.get_regularization_penalty() is None and penalty.item() > 0
+    sgd = {"type": "sgd", "lr": 0.0}
+    without = _trainer(plain, optimizer=sgd, num_epochs=1, validation=False).train()
+    with_penalty = _trainer(penalised, optimizer=sgd, num_epochs=1, validation=False).train()
+    assert with_penalty["training_loss"] == pytest.approx(
+        without["training_loss"] + penalty.item(), abs=1e-6
+    )
