@@ -33,15 +33,17 @@ from keel.archive.migration import (
 )
 from keel.archive.model_archive import archive_model, load_weights_strictly
 from keel.common import errors
-from keel.common.errors import ArchiveError
+from keel.common.errors import ArchiveError, KeelError
 from keel.common.filenames import CONFIG_NAME, VOCABULARY_DIR
-from keel.common.from_params import build, validate
+from keel.common.from_params import build, constructor_parameters, validate
 from keel.common.hashing import sha256_file
 from keel.common.plugins import import_plugins
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
+from keel.modules.conditional_random_field import ConditionalRandomField
 from keel.modules.token_embedders.embedding import remove_pretrained_files
+from keel.training.allennlp_defaults import allennlp_defaults, uses_cnn_encoder
 from keel.training.experiment import Experiment, validate_experiment
 
 ALLENNLP_WEIGHTS = "weights.th"
@@ -77,13 +79,6 @@ def read_allennlp_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
     return dict(state)
 
 
-#: AllenNLP components keel does not reproduce, by config key and name: importing one would
-#: change what the model computes, so the import refuses and says why.
-UNREPRODUCIBLE = {
-    ("tokenizer", "spacy"): "spaCy's tokenizer (AllenNLP's default for text_classification_json) "
-    "is not reproduced by keel; keel's whitespace or word tokenizer would split text "
-    'differently ("isn\'t", punctuation, URLs), so predictions would change silently',
-}
 #: top-level keys that only training reads
 TRAINING_KEYS = (
     "trainer",
@@ -94,33 +89,9 @@ TRAINING_KEYS = (
     "distributed",
     "evaluate_on_test",
 )
-
-
-def unreproducible(config: Any, path: str = "") -> list[tuple[str, str, str]]:
-    """Every component of ``config`` keel cannot reproduce: (dotted path, name, reason)."""
-    found: list[tuple[str, str, str]] = []
-    if isinstance(config, dict):
-        for key, value in config.items():
-            here = f"{path}.{key}" if path else str(key)
-            kind = value.get("type") if isinstance(value, dict) else None
-            reason = UNREPRODUCIBLE.get((str(key), str(kind)))
-            if reason is not None:
-                found.append((here, str(kind), reason))
-            elif key not in TRAINING_KEYS or path:
-                found += unreproducible(value, here)
-    elif isinstance(config, list):
-        for index, item in enumerate(config):
-            found += unreproducible(item, f"{path}[{index}]")
-    return found
-
-
-def refuse_unreproducible(config: Any, where: str) -> None:
-    """ArchiveError naming the first component keel cannot reproduce, with the reason."""
-    for here, kind, reason in unreproducible(config):
-        raise ArchiveError(
-            f"{where}: {here} is {kind!r}: {reason}; refusing to import",
-            code=errors.UNKNOWN_COMPONENT,
-        )
+#: model keys that shape only the training loss or the initial weights (the imported weights
+#: replace those): AllenNLP's ``initializer``, and allennlp-models' crf_tagger loss options.
+MODEL_TRAINING_KEYS = ("initializer", "ignore_loss_on_o_tags", "label_weights", "weight_strategy")
 
 
 def split_training_sections(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -131,6 +102,16 @@ def split_training_sections(config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     replaced by keel's default and recorded in the manifest, so it never blocks an import."""
     inference = {key: value for key, value in config.items() if key not in TRAINING_KEYS}
     training = {key: config[key] for key in TRAINING_KEYS if key in config}
+    model = inference.get("model")
+    if isinstance(model, dict):
+        accepted = _model_parameters(model.get("type"))
+        kept = {}
+        for key, value in model.items():
+            if key in MODEL_TRAINING_KEYS and key not in accepted:
+                training[f"model.{key}"] = value
+            else:
+                kept[key] = value
+        inference["model"] = kept
     for key in ("trainer", "data_loader"):
         section = config.get(key)
         candidate = {**inference, key: section} if isinstance(section, dict) else None
@@ -140,6 +121,14 @@ def split_training_sections(config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     inference.setdefault("data_loader", {"batch_size": 32})
     inference.setdefault("train_data_path", "<training data of the AllenNLP run>")
     return inference, training
+
+
+def _model_parameters(name: Any) -> set[str]:
+    try:
+        model_class = Model.by_name(str(name))
+    except KeelError:
+        return set()  # validation names the unknown model
+    return {parameter for parameter, _, _ in constructor_parameters(model_class)}
 
 
 def _issues_under(config: Mapping[str, Any], key: str) -> bool:
@@ -161,9 +150,15 @@ def adapt_allennlp_state(
     """AllenNLP's state-dict names where keel's differ (every other key is kept as it is, and
     ``load_weights_strictly`` names any that still does not fit):
 
-    - ``TimeDistributed`` wrappers add ``._module``: ``tag_projection_layer._module.weight``;
+    - ``TimeDistributed`` wrappers add ``._module`` (``tag_projection_layer._module.weight``,
+      a character encoder's ``_embedding._module.weight`` and ``_encoder._module.*``); it is
+      removed wherever keel's module at that path has no ``_module`` of its own (an RNN
+      wrapper does);
     - ``FeedForward`` keeps its linear layers in ``_linear_layers.N``, keel's in one
-      ``Sequential`` (``_layers.K``, K the position of the N-th linear layer).
+      ``Sequential`` (``_layers.K``, K the position of the N-th linear layer);
+    - the CRF's ``_constraint_mask`` is a parameter in AllenNLP; keel derives it from the
+      label encoding, so the archive's must equal keel's (else the import is refused) and is
+      then dropped.
     """
     expected = set(model.state_dict())
     modules = dict(model.named_modules())
@@ -171,12 +166,38 @@ def adapt_allennlp_state(
     for key, tensor in state.items():
         new = key
         if key not in expected:
-            new = _feedforward_key(key, modules) or key
-            if new not in expected and "._module." in new:
-                stripped = new.replace("._module.", ".", 1)
-                new = stripped if stripped in expected else new
+            new = _without_time_distributed(key, modules)
+            new = _feedforward_key(new, modules) or new
+        prefix, _, name = new.rpartition(".")
+        if name == "_constraint_mask" and isinstance(modules.get(prefix), ConditionalRandomField):
+            _check_constraint_mask(new, tensor, modules[prefix])
+            continue
         adapted[new] = tensor
     return adapted
+
+
+def _without_time_distributed(key: str, modules: Mapping[str, torch.nn.Module]) -> str:
+    marker = "._module."
+    start = 0
+    while (position := key.find(marker, start)) != -1:
+        prefix = key[:position]
+        module = modules.get(prefix)
+        if module is not None and not hasattr(module, "_module"):
+            key = prefix + "." + key[position + len(marker) :]
+            start = position
+        else:
+            start = position + 1
+    return key
+
+
+def _check_constraint_mask(key: str, stored: torch.Tensor, crf: ConditionalRandomField) -> None:
+    derived = crf._constraint_mask
+    if stored.shape != derived.shape or not torch.equal(stored.bool(), derived.bool()):
+        raise ArchiveError(
+            f"{key}: the archive's allowed CRF transitions differ from those keel derives from "
+            "the config's label_encoding and the label vocabulary; decoding would differ",
+            code=errors.WEIGHTS_MISMATCH,
+        )
 
 
 def _feedforward_key(key: str, modules: Mapping[str, torch.nn.Module]) -> str | None:
@@ -216,6 +237,34 @@ def _allennlp_layout_migrations(config: Any, where: str) -> list[PlannedMigratio
     return plan_migrations(Manifest(components=components), where)
 
 
+def _allennlp_version(
+    source: Path, config: Mapping[str, Any], meta: Mapping[str, Any] | None, given: str | None
+) -> str | None:
+    """The AllenNLP release that wrote the archive: ``meta.json``'s, or the one the user gave.
+
+    Archives before AllenNLP 2.5 carry no ``meta.json``; where the release changes what a
+    component computes (the CNN encoder, allenai/allennlp#4746), an import without it would
+    have to guess, so it is refused instead, naming the component and the option."""
+    recorded = str(meta["version"]) if meta and meta.get("version") else None
+    if recorded and given and recorded != given:
+        raise ArchiveError(
+            f"{source}: --allennlp-version {given} contradicts the archive's meta.json, which "
+            f"says AllenNLP {recorded} wrote it",
+            code=errors.BAD_VALUE,
+        )
+    version = recorded or given
+    cnn = uses_cnn_encoder(config)
+    if version is None and cnn:
+        raise ArchiveError(
+            f"{source}: {cnn[0]} is a 'cnn' encoder, whose outputs depend on the AllenNLP "
+            "release (1.2.1 stopped pooling windows that reach into padding), and the archive "
+            "has no meta.json saying which release wrote it (AllenNLP < 2.5); give the release "
+            "with --allennlp-version (e.g. 2.4.0 or 1.1.0); refusing to guess",
+            code=errors.BAD_VALUE,
+        )
+    return version
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -229,12 +278,18 @@ def import_allennlp_archive(
     limits: ArchiveLimits | None = None,
     describe: Callable[[Model, Vocabulary, DatasetReader, Manifest], dict[str, Any] | None]
     | None = None,
+    allennlp_version: str | None = None,
 ) -> Path:
     """Convert an AllenNLP ``model.tar.gz`` (config.json, weights.th, vocabulary/) to keel's.
 
     ``describe(model, vocab, validation_reader, manifest)``, when given, fills in what the
     importing run knows (environment, tokenizer fingerprint) and returns golden predictions to
     store, or None (``keel.pipeline.imports`` does this for ``--golden-input``).
+
+    Wherever keel's defaults differ from AllenNLP's (``keel.training.allennlp_defaults``), the
+    AllenNLP value is written into the imported config, for the release that wrote the archive:
+    its ``meta.json`` says which (AllenNLP 2.5 and later), or ``allennlp_version`` where that
+    matters and the archive does not say.
 
     The source is unpacked with keel's safe extraction and its weights read without
     unpickling; the config must validate against keel's components, and the weights must fit
@@ -257,8 +312,10 @@ def import_allennlp_archive(
             raise ArchiveError(
                 f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
             ) from error
-        refuse_unreproducible(config, str(source))
+        meta = _meta(root)
+        version = _allennlp_version(source, config, meta, allennlp_version)
         inference, training = split_training_sections(config)
+        inference, filled = allennlp_defaults(inference, allennlp_version=version)
         plan = _allennlp_layout_migrations(inference, str(source))
         validation = validate_experiment(migrate_config(inference, plan), check_files=False)
         vocab = Vocabulary.from_files(str(root / VOCABULARY_DIR))
@@ -280,7 +337,10 @@ def import_allennlp_archive(
         manifest.imported_from = {
             "format": "allennlp",
             "sha256": sha256_file(source),
-            "meta": _meta(root),
+            "meta": meta,
+            "allennlp_version": version,
+            # AllenNLP's defaults where keel's differ, written into the config explicitly
+            "defaults_filled": [item.render() for item in filled],
             # Kept for reference: what the AllenNLP run trained with, which inference does
             # not need (and keel may not build).
             "training_sections": training,
@@ -289,14 +349,16 @@ def import_allennlp_archive(
             {**planned.to_dict(), "applied_by": f"keel {keel.__version__}", "when": "import"}
             for planned in plan
         ]
+        # Built even when nothing is described: a reader this machine cannot run (a tokenizer
+        # whose package is missing) refuses the import here, naming what to install.
+        section = (
+            validation.resolved.get("validation_dataset_reader")
+            or validation.resolved["dataset_reader"]
+        )
+        reader = build(DatasetReader, section, path="validation_dataset_reader")
         golden = None
         if describe is not None:
             model.eval()
-            section = (
-                validation.resolved.get("validation_dataset_reader")
-                or validation.resolved["dataset_reader"]
-            )
-            reader = build(DatasetReader, section, path="validation_dataset_reader")
             golden = describe(model, vocab, reader, manifest)
         return archive_model(
             work,

@@ -156,6 +156,14 @@ def import_allennlp(
             "from then on (recommended).",
         ),
     ] = None,
+    allennlp_version: Annotated[
+        str | None,
+        typer.Option(
+            "--allennlp-version",
+            help="The AllenNLP release that wrote the archive, for archives without meta.json "
+            "(before 2.5) whose components computed differently across releases (cnn).",
+        ),
+    ] = None,
     include_package: IncludePackage = [],  # noqa: B006
 ) -> None:
     """Convert an AllenNLP archive (weights.th read with weights_only=True) to a keel archive,
@@ -164,7 +172,11 @@ def import_allennlp(
     from keel.pipeline.imports import import_allennlp
 
     destination = import_allennlp(
-        source, output, golden_input=golden_input, include_packages=include_package
+        source,
+        output,
+        golden_input=golden_input,
+        include_packages=include_package,
+        allennlp_version=allennlp_version,
     )
     console.print(f"keel archive: {destination}")
     if golden_input is None:

@@ -43,14 +43,13 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
 ) -> None:
     """List every problem of CONFIG with its dotted path (unknown keys and components, wrong
-    values, missing data files, AllenNLP components keel does not reproduce). Exit 0 when it
-    trains as is, 1 when it does not."""
-    from keel.archive.allennlp import unreproducible
-    from keel.common import errors
+    values, missing data files), and where keel's defaults differ from AllenNLP's for what it
+    leaves out. Exit 0 when it trains as is, 1 when it does not."""
     from keel.common.errors import ConfigIssue
     from keel.common.from_params import validate
     from keel.common.params import load_config, parse_ext_vars
     from keel.common.plugins import import_plugins
+    from keel.training.allennlp_defaults import allennlp_defaults
     from keel.training.experiment import Experiment, validation_metric_issues
 
     import_plugins(include_package)
@@ -59,21 +58,26 @@ def check(
     issues: list[ConfigIssue] = list(validation.issues)
     if validation.ok:
         issues += validation_metric_issues(validation.resolved)
-    for path, kind, reason in unreproducible(params):
-        issues.append(
-            ConfigIssue(
-                errors.UNKNOWN_COMPONENT,
-                path,
-                f"{kind!r} is an AllenNLP component keel does not reproduce: {reason}",
-            )
-        )
+    _, differing = allennlp_defaults(params)
     rows: list[dict[str, Any]] = [issue.to_dict() for issue in issues]
     if as_json:
-        sys.stdout.write(json.dumps({"config": str(config), "issues": rows}, indent=2) + "\n")
+        notes = [
+            {"path": item.path, "allennlp": item.value, "keel": item.keel_default}
+            for item in differing
+        ]
+        document = {"config": str(config), "issues": rows, "allennlp_defaults_differ": notes}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif not issues:
         console.print(f"{escape(str(config))}: no problems; it trains as is")
     else:
         console.print(f"{escape(str(config))}: {len(issues)} problem(s)")
         for issue in issues:
             console.print(f"  {escape(issue.render())}", highlight=False)
+    if differing and not as_json:
+        console.print(
+            "keel's defaults differ from AllenNLP's where this config leaves values out; keel "
+            "train uses keel's, keel train --allennlp writes AllenNLP's:"
+        )
+        for item in differing:
+            console.print(f"  {escape(item.render())}", highlight=False)
     raise typer.Exit(EXIT_FAILED if issues else EXIT_OK)

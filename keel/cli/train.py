@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from keel.cli.common import (
@@ -129,6 +130,16 @@ def train(
             "CPU, nccl on GPUs), started by torch's elastic launcher as torchrun would.",
         ),
     ] = None,
+    allennlp: Annotated[
+        bool,
+        typer.Option(
+            "--allennlp",
+            help="Train an AllenNLP config with AllenNLP's semantics: where the config leaves "
+            "out a value whose default differs in keel (vocabulary datasets, embedding padding "
+            "row, text_classification_json's tokenizer, cnn window pooling), AllenNLP's value "
+            "is written into the config (and the archive's).",
+        ),
+    ] = False,
 ) -> None:
     """Train a model from a config and archive it as SERIALIZATION_DIR/model.tar.gz.
 
@@ -146,6 +157,13 @@ def train(
     configure_logging(quiet)
     import_plugins(include_package)
     params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
+    if allennlp:
+        from keel.training.allennlp_defaults import allennlp_defaults
+
+        params, filled = allennlp_defaults(params)
+        if _primary_rank():
+            for item in filled:
+                console.print(f"AllenNLP default: {escape(item.render())}", highlight=False)
     if not launched_by_torchrun():
         processes = nproc_per_node or _configured_processes(validate_experiment(params).resolved)
         if processes is not None:
@@ -164,6 +182,7 @@ def train(
                 ("--quiet", quiet),
                 ("--no-cache", no_cache),
                 ("--bundle-code", bundle_code),
+                ("--allennlp", allennlp),
             )
             arguments += [flag for flag, given in flags if given]
             console.print(f"starting {processes} training processes (torch.distributed)")

@@ -36,6 +36,7 @@ def import_allennlp(
     golden_sample_size: int = GOLDEN_SAMPLE_SIZE,
     include_packages: Iterable[str] = (),
     limits: ArchiveLimits | None = None,
+    allennlp_version: str | None = None,
 ) -> Path:
     """Import an AllenNLP archive and record what the import run knows (see module doc)."""
 
@@ -63,4 +64,5 @@ def import_allennlp(
         include_packages=include_packages,
         limits=limits,
         describe=describe,
+        allennlp_version=allennlp_version,
     )

@@ -184,7 +184,9 @@ def test_allennlp_cnn_layout_imports_through_the_cnn_migration(tmp_path) -> None
             tar.add(tmp_path / "weights.th", arcname="weights.th")
             tar.add(root / "vocabulary", arcname="vocabulary")
         golden = json.loads((root / "golden" / "predictions.json").read_text())
-    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    # No meta.json: the release is given (every golden text is at least as long as the widest
+    # filter, where AllenNLP's window pooling and keel's agree).
+    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz", allennlp_version="2.10.1")
     manifest = read_manifest(imported)
     assert [(m["name"], m["from_version"], m["to_version"]) for m in manifest.migrations] == [
         ("cnn", 1, 2)

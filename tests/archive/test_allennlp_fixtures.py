@@ -105,12 +105,78 @@ def test_allennlp_import_records_provenance_and_keeps_training_sections(name, tm
     assert statuses["predictions"] == "not_checked"
 
 
-def test_allennlp_archive_with_the_spacy_tokenizer_is_refused_naming_it(tmp_path):
-    with pytest.raises(ArchiveError) as raised:
+def _allennlp_basic_classifier_probabilities(root: Path, text: str) -> torch.Tensor:
+    """basic_classifier.tar.gz's model, written out from AllenNLP's documented behaviour:
+    spaCy tokens (whitespace tokens dropped, at most max_sequence_length=400), lowercased
+    single_id lookup, Embedding, a one-layer LSTM seq2seq, the averaged bag of embeddings,
+    FeedForward (Linear, relu; dropout is off at inference), the classification layer, softmax."""
+    import spacy
+
+    tokens = [token.text for token in spacy.blank("en")(text) if not token.is_space][:400]
+    vocabulary = (root / "vocabulary" / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    index = {token: position + 1 for position, token in enumerate(vocabulary)}
+    ids = torch.tensor([[index.get(token.lower(), index["@@UNKNOWN@@"]) for token in tokens]])
+    state = read_allennlp_weights(root / "weights.th")
+    embedded = torch.nn.functional.embedding(
+        ids, state["_text_field_embedder.token_embedder_tokens.weight"]
+    )
+    lstm = torch.nn.LSTM(10, 16, batch_first=True)
+    lstm.load_state_dict(
+        {
+            key.removeprefix("_seq2seq_encoder._module."): value
+            for key, value in state.items()
+            if key.startswith("_seq2seq_encoder._module.")
+        }
+    )
+    encoded, _ = lstm(embedded)
+    averaged = encoded.mean(dim=1)
+    hidden = torch.relu(
+        torch.nn.functional.linear(
+            averaged,
+            state["_feedforward._linear_layers.0.weight"],
+            state["_feedforward._linear_layers.0.bias"],
+        )
+    )
+    logits = torch.nn.functional.linear(
+        hidden, state["_classification_layer.weight"], state["_classification_layer.bias"]
+    )
+    return torch.softmax(logits, dim=-1)[0]
+
+
+def test_allennlp_spacy_tokenized_classifier_imports_and_computes_what_allennlp_computed(
+    tmp_path,
+):
+    pytest.importorskip("spacy")
+    source = FIXTURES / "basic_classifier.tar.gz"
+    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    archive = load_archive(imported)
+    assert archive.config["dataset_reader"]["tokenizer"]["type"] == "spacy"
+    root = _unpacked(source, tmp_path / "allennlp")
+    reader = archive.validation_dataset_reader
+    texts = [
+        json.loads(line)["text"]
+        for line in (FIXTURES / "imdb_corpus.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    texts.append("I can't say it's bad: see https://example.com/review, it's na\u00efve.")
+    labels = archive.vocab.get_index_to_token_vocabulary("labels")
+    for text in texts:
+        [output] = archive.model.forward_on_instances([reader.text_to_instance(text)])
+        expected = _allennlp_basic_classifier_probabilities(root, text)
+        assert torch.allclose(torch.as_tensor(output["probs"]), expected, atol=1e-5)
+        assert output["label"] == labels[int(expected.argmax())]
+
+
+def test_allennlp_spacy_archive_without_spacy_installed_is_refused_naming_the_extra(
+    tmp_path, monkeypatch
+):
+    import sys
+
+    from keel.common.optional_dependencies import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "spacy", None)
+    with pytest.raises(MissingDependencyError, match=r"'spacy' tokenizer needs .*keel\[spacy\]"):
         import_allennlp_archive(FIXTURES / "basic_classifier.tar.gz", tmp_path / "k.tar.gz")
-    assert raised.value.code == errors.UNKNOWN_COMPONENT
-    message = str(raised.value)
-    assert "dataset_reader.tokenizer is 'spacy'" in message and "refusing to import" in message
     assert not (tmp_path / "k.tar.gz").exists()
 
 
@@ -204,3 +270,118 @@ def test_allennlp_2x_conll2003_option_name_and_adadelta_are_understood():
     from keel.training.optimizers import Optimizer
 
     assert Optimizer.resolve("adadelta").cls.__name__ == "AdadeltaOptimizer"
+
+
+def _allennlp_cnn_classifier(directory: Path, *, meta: dict | None) -> Path:
+    """A basic_classifier with a cnn encoder in AllenNLP's archive layout: config.json,
+    weights.th (torch.save of AllenNLP's state-dict names: conv_layer_N), vocabulary/ with
+    AllenNLP's files (a padded namespace's file leaves out @@PADDING@@)."""
+    root = directory / "allennlp"
+    (root / "vocabulary").mkdir(parents=True)
+    words = ["@@UNKNOWN@@", "a", "good", "bad", "movie", "."]
+    (root / "vocabulary" / "tokens.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    (root / "vocabulary" / "labels.txt").write_text("neg\npos\n", encoding="utf-8")
+    (root / "vocabulary" / "non_padded_namespaces.txt").write_text(
+        "*tags\n*labels\n", encoding="utf-8"
+    )
+    config = {
+        "dataset_reader": {"type": "text_classification_json", "tokenizer": {"type": "whitespace"}},
+        "train_data_path": "train.jsonl",
+        "model": {
+            "type": "basic_classifier",
+            "text_field_embedder": {
+                "token_embedders": {"tokens": {"type": "embedding", "embedding_dim": 4}}
+            },
+            "seq2vec_encoder": {
+                "type": "cnn",
+                "embedding_dim": 4,
+                "num_filters": 3,
+                "ngram_filter_sizes": [2, 3],
+            },
+        },
+        "data_loader": {"batch_size": 8},
+        "trainer": {"optimizer": "adam", "num_epochs": 1},
+    }
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    generator = torch.Generator().manual_seed(7)
+    state = {
+        "_text_field_embedder.token_embedder_tokens.weight": torch.randn(
+            len(words) + 1, 4, generator=generator
+        ),
+        "_seq2vec_encoder.conv_layer_0.weight": torch.randn(3, 4, 2, generator=generator),
+        "_seq2vec_encoder.conv_layer_0.bias": torch.randn(3, generator=generator),
+        "_seq2vec_encoder.conv_layer_1.weight": torch.randn(3, 4, 3, generator=generator),
+        "_seq2vec_encoder.conv_layer_1.bias": torch.randn(3, generator=generator),
+        "_classification_layer.weight": torch.randn(2, 6, generator=generator),
+        "_classification_layer.bias": torch.randn(2, generator=generator),
+    }
+    torch.save(state, root / "weights.th")
+    if meta is not None:
+        (root / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    archive = directory / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    return archive
+
+
+@pytest.mark.parametrize(
+    ("meta", "given", "pooling"),
+    [
+        ({"version": "2.10.1"}, None, "allennlp"),
+        (None, "2.4.0", "allennlp"),
+        (None, "1.1.0", "allennlp_legacy"),
+    ],
+)
+def test_allennlp_cnn_archive_imports_with_the_writing_releases_window_pooling(
+    tmp_path, meta, given, pooling
+):
+    from tests.modules.test_allennlp_numerics import (
+        allennlp_cnn_1_2_1,
+        allennlp_cnn_before_1_2_1,
+    )
+
+    source = _allennlp_cnn_classifier(tmp_path, meta=meta)
+    imported = import_allennlp_archive(source, tmp_path / "k.tar.gz", allennlp_version=given)
+    archive = load_archive(imported)
+    encoder = archive.model._seq2vec_encoder
+    assert archive.config["model"]["seq2vec_encoder"]["window_pooling"] == pooling
+    manifest = read_manifest(imported)
+    assert manifest.imported_from["allennlp_version"] == (given or meta["version"])
+    assert any("window_pooling" in line for line in manifest.imported_from["defaults_filled"])
+    reference = allennlp_cnn_1_2_1 if pooling == "allennlp" else allennlp_cnn_before_1_2_1
+    state = read_allennlp_weights(_unpacked(source, tmp_path / "a") / "weights.th")
+    # A batch of a long and a 1-word text: the short one is where the releases differ.
+    texts = ["a good movie . a bad movie", "good"]
+    instances = [archive.validation_dataset_reader.text_to_instance(text) for text in texts]
+    outputs = archive.model.forward_on_instances(instances)
+    index = {"a": 2, "good": 3, "bad": 4, "movie": 5, ".": 6}
+    ids = torch.zeros(2, 7, dtype=torch.long)
+    for row, text in enumerate(texts):
+        for column, word in enumerate(text.split()):
+            ids[row, column] = index[word]
+    embedded = torch.nn.functional.embedding(
+        ids, state["_text_field_embedder.token_embedder_tokens.weight"]
+    )
+    pooled = reference(encoder, embedded, ids != 0)
+    logits = torch.nn.functional.linear(
+        pooled, state["_classification_layer.weight"], state["_classification_layer.bias"]
+    )
+    for output, expected in zip(outputs, logits, strict=True):
+        assert torch.allclose(torch.as_tensor(output["logits"]), expected, atol=1e-5)
+
+
+def test_allennlp_cnn_archive_without_meta_or_version_is_refused_naming_the_encoder(tmp_path):
+    source = _allennlp_cnn_classifier(tmp_path, meta=None)
+    with pytest.raises(ArchiveError) as raised:
+        import_allennlp_archive(source, tmp_path / "k.tar.gz")
+    assert raised.value.code == errors.BAD_VALUE
+    assert "model.seq2vec_encoder is a 'cnn' encoder" in str(raised.value)
+    assert "--allennlp-version" in str(raised.value)
+    with pytest.raises(ArchiveError, match="contradicts the archive's meta.json"):
+        import_allennlp_archive(
+            _allennlp_cnn_classifier(tmp_path / "m", meta={"version": "2.10.1"}),
+            tmp_path / "k.tar.gz",
+            allennlp_version="1.1.0",
+        )
+    assert not (tmp_path / "k.tar.gz").exists()

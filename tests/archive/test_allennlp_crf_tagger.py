@@ -1,0 +1,195 @@
+"""allennlp-models' ``crf_tagger`` archives import with AllenNLP's predictions.
+
+No crf_tagger archive is published in allennlp-models' fixtures, so the test writes one in
+AllenNLP's archive layout around allennlp-models' own fixture config
+(tests/fixtures/allennlp/crf_tagger_experiment.json: word embeddings, a character encoder that
+is a 2-layer bidirectional GRU, a 2-layer bidirectional GRU encoder, a constrained CRF over IOB1
+labels, an l2 regularizer): weights.th under AllenNLP's state-dict names (the TimeDistributed
+``._module`` wrappers, the CRF's ``_constraint_mask`` parameter), vocabulary files as AllenNLP
+writes them. The imported model must compute what those layers compute, written out in torch
+here from AllenNLP's documented behaviour, and decode the best allowed tag sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from keel.archive.allennlp import import_allennlp_archive
+from keel.archive.archive import read_manifest
+from keel.archive.model_archive import load_archive
+from keel.common import errors
+from keel.common.errors import ArchiveError
+from keel.modules.conditional_random_field import allowed_transitions
+
+CONFIG = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "allennlp" / "crf_tagger_experiment.json"
+)
+WORDS = ["@@UNKNOWN@@", "the", "eu", "rejects", "german", "call", "peter", "."]
+CHARACTERS = ["@@UNKNOWN@@", *sorted(set("theEUrjcsGmanlPt."))]
+LABELS = ["O", "I-PER", "I-ORG", "I-MISC", "B-MISC"]
+SENTENCES = [["EU", "rejects", "German", "call", "."], ["Peter", "Zyx", "the"]]
+
+
+def _gru_state(prefix: str, input_size: int, hidden: int, generator) -> dict[str, torch.Tensor]:
+    gru = torch.nn.GRU(input_size, hidden, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for parameter in gru.parameters():
+            # the scale of torch's own initialisation, 1/sqrt(hidden)
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) / hidden**0.5)
+    return {f"{prefix}{key}": value for key, value in gru.state_dict().items()}
+
+
+def _allennlp_state(generator) -> dict[str, torch.Tensor]:
+    num_tags = len(LABELS)
+    mask = torch.zeros(num_tags + 2, num_tags + 2)
+    for i, j in allowed_transitions("IOB1", dict(enumerate(LABELS))):
+        mask[i, j] = 1.0
+    characters = "text_field_embedder.token_embedder_token_characters."
+    return {
+        "text_field_embedder.token_embedder_tokens.weight": torch.randn(
+            len(WORDS) + 1, 50, generator=generator
+        ),
+        f"{characters}_embedding._module.weight": torch.randn(
+            len(CHARACTERS) + 1, 25, generator=generator
+        ),
+        **_gru_state(f"{characters}_encoder._module._module.", 25, 80, generator),
+        **_gru_state("encoder._module.", 210, 300, generator),
+        "tag_projection_layer._module.weight": torch.randn(num_tags, 600, generator=generator)
+        * 0.1,
+        "tag_projection_layer._module.bias": torch.randn(num_tags, generator=generator),
+        "crf.transitions": torch.randn(num_tags, num_tags, generator=generator),
+        "crf._constraint_mask": mask,
+        "crf.start_transitions": torch.randn(num_tags, generator=generator),
+        "crf.end_transitions": torch.randn(num_tags, generator=generator),
+    }
+
+
+def _write_archive(directory: Path, state: dict[str, torch.Tensor]) -> Path:
+    root = directory / "allennlp"
+    vocabulary = root / "vocabulary"
+    vocabulary.mkdir(parents=True)
+    # AllenNLP's files: a padded namespace's file leaves out @@PADDING@@ (index 0).
+    (vocabulary / "tokens.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
+    (vocabulary / "token_characters.txt").write_text("\n".join(CHARACTERS) + "\n", encoding="utf-8")
+    (vocabulary / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    (vocabulary / "non_padded_namespaces.txt").write_text("*tags\n*labels\n", encoding="utf-8")
+    (root / "config.json").write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "meta.json").write_text(json.dumps({"version": "2.10.1"}), encoding="utf-8")
+    torch.save(state, root / "weights.th")
+    archive = directory / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    return archive
+
+
+def _gru(state: dict[str, torch.Tensor], prefix: str, input_size: int, hidden: int):
+    gru = torch.nn.GRU(input_size, hidden, num_layers=2, bidirectional=True, batch_first=True)
+    gru.load_state_dict(
+        {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
+    )
+    return gru
+
+
+def _allennlp_logits(state: dict[str, torch.Tensor], words: list[str]) -> torch.Tensor:
+    """crf_tagger's emissions, from allennlp-models' documented forward: the text field
+    embedder concatenates its embedders in sorted key order (token_characters, then tokens);
+    token_characters is TimeDistributed(Embedding) then TimeDistributed(GRU seq2vec: the last
+    layer's final forward and backward states); the encoder is the GRU over the words; the
+    TimeDistributed tag projection gives the logits (dropout is off at inference)."""
+    word_index = {word: position + 1 for position, word in enumerate(WORDS)}
+    char_index = {char: position + 1 for position, char in enumerate(CHARACTERS)}
+    characters = "text_field_embedder.token_embedder_token_characters."
+    char_gru = _gru(state, f"{characters}_encoder._module._module.", 25, 80)
+    vectors = []
+    for word in words:
+        ids = torch.tensor([[char_index.get(char, 1) for char in word]])
+        embedded = torch.nn.functional.embedding(
+            ids, state[f"{characters}_embedding._module.weight"]
+        )
+        _, final = char_gru(embedded)
+        by_characters = torch.cat([final[-2], final[-1]], dim=-1)[0]
+        word_id = torch.tensor(word_index.get(word.lower(), 1))
+        by_word = state["text_field_embedder.token_embedder_tokens.weight"][word_id]
+        vectors.append(torch.cat([by_characters, by_word]))
+    encoded, _ = _gru(state, "encoder._module.", 210, 300)(torch.stack(vectors).unsqueeze(0))
+    return torch.nn.functional.linear(
+        encoded[0],
+        state["tag_projection_layer._module.weight"],
+        state["tag_projection_layer._module.bias"],
+    )
+
+
+def _best_allowed_path(state: dict[str, torch.Tensor], logits: torch.Tensor) -> list[int]:
+    """AllenNLP's constrained viterbi_tags, by enumeration: the highest-scoring sequence whose
+    transitions, START and END included, the constraint mask allows."""
+    num_tags = len(LABELS)
+    allowed = state["crf._constraint_mask"].bool()
+    start, end = num_tags, num_tags + 1
+    best, best_score = None, float("-inf")
+    for path in (
+        torch.cartesian_prod(*[torch.arange(num_tags)] * len(logits)).view(-1, len(logits)).tolist()
+    ):
+        steps = [(start, path[0]), *zip(path, path[1:], strict=False), (path[-1], end)]
+        if not all(allowed[i, j] for i, j in steps):
+            continue
+        score = state["crf.start_transitions"][path[0]] + state["crf.end_transitions"][path[-1]]
+        score += sum(logits[i, tag] for i, tag in enumerate(path))
+        score += sum(state["crf.transitions"][i, j] for i, j in zip(path, path[1:], strict=False))
+        if float(score) > best_score:
+            best, best_score = path, float(score)
+    assert best is not None
+    return best
+
+
+@pytest.fixture(scope="module")
+def allennlp_state() -> dict[str, torch.Tensor]:
+    return _allennlp_state(torch.Generator().manual_seed(11))
+
+
+def test_crf_tagger_archive_imports_and_decodes_what_allennlp_decoded(tmp_path, allennlp_state):
+    source = _write_archive(tmp_path, allennlp_state)
+    imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
+    archive = load_archive(imported)
+    reader = archive.validation_dataset_reader
+    outputs = archive.model.forward_on_instances(
+        [reader.text_to_instance(words) for words in SENTENCES]  # one padded batch
+    )
+    with torch.no_grad():
+        for words, output in zip(SENTENCES, outputs, strict=True):
+            expected = _allennlp_logits(allennlp_state, words)
+            got = torch.as_tensor(output["logits"])[: len(words)]
+            assert torch.allclose(got, expected, atol=1e-5), words
+            best = _best_allowed_path(allennlp_state, expected)
+            assert output["tags"] == [LABELS[index] for index in best]
+    # keel reproduces AllenNLP's regularizer, so it stays in the model for fine-tuning
+    assert archive.config["model"]["regularizer"] == {
+        "regexes": [["transitions$", {"type": "l2", "alpha": 0.01}]]
+    }
+    manifest = read_manifest(imported)
+    assert manifest.imported_from["meta"] == {"version": "2.10.1"}
+    assert "trainer" in manifest.imported_from["training_sections"]
+
+
+def test_crf_tagger_archive_whose_constraints_differ_from_keels_is_refused(
+    tmp_path, allennlp_state
+):
+    state = dict(allennlp_state)
+    mask = state["crf._constraint_mask"].clone()
+    mask[0, 1] = 1 - mask[0, 1]  # one transition allowed differently
+    state["crf._constraint_mask"] = mask
+    with pytest.raises(ArchiveError) as raised:
+        import_allennlp_archive(_write_archive(tmp_path, state), tmp_path / "keel.tar.gz")
+    assert raised.value.code == errors.WEIGHTS_MISMATCH
+    assert "crf._constraint_mask" in str(raised.value)
+
+
+def test_crf_tagger_archive_with_an_unmapped_key_is_refused_naming_it(tmp_path, allennlp_state):
+    state = {**allennlp_state, "crf.extra_parameter": torch.zeros(3)}
+    with pytest.raises(ArchiveError, match="crf.extra_parameter"):
+        import_allennlp_archive(_write_archive(tmp_path, state), tmp_path / "keel.tar.gz")
