@@ -43,7 +43,11 @@ from keel.data.vocabulary import Vocabulary
 from keel.models.model import Model
 from keel.modules.conditional_random_field import ConditionalRandomField
 from keel.modules.token_embedders.embedding import remove_pretrained_files
-from keel.training.allennlp_defaults import allennlp_defaults, uses_cnn_encoder
+from keel.training.allennlp_defaults import (
+    allennlp_defaults,
+    upgrade_legacy_layout,
+    uses_cnn_encoder,
+)
 from keel.training.experiment import Experiment, validate_experiment
 
 ALLENNLP_WEIGHTS = "weights.th"
@@ -313,6 +317,7 @@ def import_allennlp_archive(
                 f"{source}: {CONFIG_NAME} is not valid JSON ({error})", code=errors.ARCHIVE_CORRUPT
             ) from error
         meta = _meta(root)
+        config, upgraded = upgrade_legacy_layout(config)
         version = _allennlp_version(source, config, meta, allennlp_version)
         inference, training = split_training_sections(config)
         inference, filled = allennlp_defaults(inference, allennlp_version=version)
@@ -341,6 +346,7 @@ def import_allennlp_archive(
             "allennlp_version": version,
             # AllenNLP's defaults where keel's differ, written into the config explicitly
             "defaults_filled": [item.render() for item in filled],
+            "layout_upgraded": upgraded,
             # Kept for reference: what the AllenNLP run trained with, which inference does
             # not need (and keel may not build).
             "training_sections": training,

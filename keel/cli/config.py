@@ -41,6 +41,14 @@ def check(
         typer.Option("--check-files/--no-check-files", help="Check that the data files exist."),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
+    allennlp: Annotated[
+        bool,
+        typer.Option(
+            "--allennlp",
+            help="Check the config as keel train --allennlp trains it (AllenNLP 0.9's layout "
+            "upgraded, AllenNLP's defaults written).",
+        ),
+    ] = False,
 ) -> None:
     """List every problem of CONFIG with its dotted path (unknown keys and components, wrong
     values, missing data files), and where keel's defaults differ from AllenNLP's for what it
@@ -49,11 +57,14 @@ def check(
     from keel.common.from_params import validate
     from keel.common.params import load_config, parse_ext_vars
     from keel.common.plugins import import_plugins
-    from keel.training.allennlp_defaults import allennlp_defaults
+    from keel.training.allennlp_defaults import allennlp_defaults, upgrade_legacy_layout
     from keel.training.experiment import Experiment, validation_metric_issues
 
     import_plugins(include_package)
     params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
+    upgraded, layout_changes = upgrade_legacy_layout(params)
+    if allennlp:
+        params, _ = allennlp_defaults(upgraded)
     validation = validate(Experiment, params, check_files=check_files)
     issues: list[ConfigIssue] = list(validation.issues)
     if validation.ok:
@@ -65,14 +76,24 @@ def check(
             {"path": item.path, "allennlp": item.value, "keel": item.keel_default}
             for item in differing
         ]
-        document = {"config": str(config), "issues": rows, "allennlp_defaults_differ": notes}
+        document = {
+            "config": str(config),
+            "issues": rows,
+            "allennlp_defaults_differ": notes,
+            "allennlp_0_9_layout": [] if allennlp else layout_changes,
+        }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif not issues:
-        console.print(f"{escape(str(config))}: no problems; it trains as is")
+        how = " with keel train --allennlp" if allennlp else ""
+        console.print(f"{escape(str(config))}: no problems; it trains as is{how}")
     else:
         console.print(f"{escape(str(config))}: {len(issues)} problem(s)")
         for issue in issues:
             console.print(f"  {escape(issue.render())}", highlight=False)
+    if layout_changes and not allennlp and not as_json:
+        console.print("AllenNLP 0.9's layout, which keel train --allennlp upgrades:")
+        for change in layout_changes:
+            console.print(f"  {escape(change)}", highlight=False)
     if differing and not as_json:
         console.print(
             "keel's defaults differ from AllenNLP's where this config leaves values out; keel "

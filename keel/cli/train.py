@@ -137,7 +137,8 @@ def train(
             help="Train an AllenNLP config with AllenNLP's semantics: where the config leaves "
             "out a value whose default differs in keel (vocabulary datasets, embedding padding "
             "row, text_classification_json's tokenizer, cnn window pooling), AllenNLP's value "
-            "is written into the config (and the archive's).",
+            "is written into the config (and the archive's); AllenNLP 0.9's flat "
+            "text_field_embedder layout is upgraded.",
         ),
     ] = False,
 ) -> None:
@@ -158,10 +159,13 @@ def train(
     import_plugins(include_package)
     params = load_config(config, overrides=overrides, ext_vars=parse_ext_vars(ext_var))
     if allennlp:
-        from keel.training.allennlp_defaults import allennlp_defaults
+        from keel.training.allennlp_defaults import allennlp_defaults, upgrade_legacy_layout
 
+        params, upgraded = upgrade_legacy_layout(params)
         params, filled = allennlp_defaults(params)
         if _primary_rank():
+            for change in upgraded:
+                console.print(f"AllenNLP 0.9 layout: {escape(change)}", highlight=False)
             for item in filled:
                 console.print(f"AllenNLP default: {escape(item.render())}", highlight=False)
     if not launched_by_torchrun():

@@ -166,6 +166,7 @@ def _one_line(value: Any) -> str:
 _KEEL_EXTRAS = {
     "pretrained_transformer": "transformers",
     "pretrained_transformer_mismatched": "transformers",
+    "spacy": "spacy",
 }
 
 

@@ -127,6 +127,36 @@ def allennlp_defaults(
     return filled, written
 
 
+def upgrade_legacy_layout(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(a copy of ``config`` in AllenNLP 1.0+'s layout, what was changed). AllenNLP 0.9 let a
+    ``text_field_embedder`` list its token embedders at its top level, without
+    ``token_embedders``, and had an ``allow_unmatched_keys`` switch that changes no output;
+    both are rewritten. 0.9's ``embedder_to_indexer_map`` is left for validation to name:
+    keel does not reproduce it."""
+    upgraded = copy.deepcopy(dict(config))
+    changes: list[str] = []
+    for path, section in list(_sections(upgraded.get("model"), "model")):
+        embedder = section.get("text_field_embedder")
+        if not isinstance(embedder, dict) or "token_embedders" in embedder:
+            continue
+        if embedder.pop("allow_unmatched_keys", None) is not None:
+            changes.append(f"{path}.text_field_embedder.allow_unmatched_keys: dropped")
+        flat = {
+            key: value
+            for key, value in embedder.items()
+            if isinstance(value, dict) and key not in ("type", "embedder_to_indexer_map")
+        }
+        if flat:
+            for key in flat:
+                del embedder[key]
+            embedder["token_embedders"] = flat
+            changes.append(
+                f"{path}.text_field_embedder: token embedders {sorted(flat)} moved under "
+                "token_embedders (AllenNLP 0.9's flat layout)"
+            )
+    return upgraded, changes
+
+
 def uses_cnn_encoder(config: Mapping[str, Any]) -> list[str]:
     """Dotted paths of the ``cnn`` encoders in a config's model (their numerics depend on the
     AllenNLP version that trained them)."""

@@ -385,3 +385,54 @@ def test_allennlp_cnn_archive_without_meta_or_version_is_refused_naming_the_enco
             allennlp_version="1.1.0",
         )
     assert not (tmp_path / "k.tar.gz").exists()
+
+
+def test_spacy_classifier_imported_with_golden_input_passes_every_verify_step(tmp_path):
+    pytest.importorskip("spacy")
+    from keel.pipeline.imports import import_allennlp
+
+    target = import_allennlp(
+        FIXTURES / "basic_classifier.tar.gz",
+        tmp_path / "k.tar.gz",
+        golden_input=FIXTURES / "imdb_corpus.jsonl",
+    )
+    manifest = read_manifest(target)
+    # the spaCy version and rules in use are part of the fingerprint (a spaCy upgrade shows)
+    assert set(manifest.tokenizer_fingerprint["materials"]) == {"tokenizer"}
+    report = verify_archive(target)
+    assert report.ok, [check.to_dict() for check in report.checks]
+    statuses = {check.name: check.status for check in report.checks}
+    assert statuses["tokenizer"] == statuses["predictions"] == "pass"
+
+
+def test_allennlp_0_9_flat_text_field_embedder_layout_imports_with_the_same_logits(tmp_path):
+    # AllenNLP 0.9 let token embedders sit directly under text_field_embedder (with
+    # allow_unmatched_keys); the same archive in that layout imports to the same model.
+    root = _unpacked(FIXTURES / "simple_tagger.tar.gz", tmp_path / "a")
+    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    embedder = config["model"]["text_field_embedder"]
+    config["model"]["text_field_embedder"] = {
+        **embedder.pop("token_embedders"),
+        "allow_unmatched_keys": True,
+    }
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    flat = tmp_path / "flat.tar.gz"
+    with tarfile.open(flat, "w:gz") as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    imported = load_archive(import_allennlp_archive(flat, tmp_path / "flat-keel.tar.gz"))
+    original = load_archive(
+        import_allennlp_archive(FIXTURES / "simple_tagger.tar.gz", tmp_path / "k.tar.gz")
+    )
+    manifest = read_manifest(tmp_path / "flat-keel.tar.gz")
+    assert any(
+        "moved under token_embedders" in c for c in manifest.imported_from["layout_upgraded"]
+    )
+    for words in SENTENCES:
+        [a] = imported.model.forward_on_instances(
+            [imported.validation_dataset_reader.text_to_instance(words)]
+        )
+        [b] = original.model.forward_on_instances(
+            [original.validation_dataset_reader.text_to_instance(words)]
+        )
+        assert a["logits"].tolist() == b["logits"].tolist() and a["tags"] == b["tags"]

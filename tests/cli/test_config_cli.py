@@ -81,3 +81,24 @@ def test_config_check_names_pre_1_0_keys_and_missing_files(tmp_path) -> None:
     assert result.exit_code == 1
     paths = {issue["path"] for issue in json.loads(result.stdout)["issues"]}
     assert {"iterator", "data_loader", "train_data_path"} <= paths
+
+
+def test_config_check_allennlp_checks_the_config_as_train_allennlp_trains_it(tmp_path) -> None:
+    archive = REPO / "tests" / "fixtures" / "allennlp" / "simple_tagger-full.tar.gz"
+    with tarfile.open(archive) as tar:
+        tar.extract("config.json", tmp_path, filter="data")
+    config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    embedder = config["model"]["text_field_embedder"]
+    config["model"]["text_field_embedder"] = embedder["token_embedders"]  # AllenNLP 0.9 layout
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    plain = runner.invoke(
+        app, ["config", "check", str(tmp_path / "config.json"), "--no-check-files", "--json"]
+    )
+    document = json.loads(plain.stdout)
+    assert plain.exit_code == 1
+    assert any("token_embedders" in change for change in document["allennlp_0_9_layout"])
+    upgraded = runner.invoke(
+        app, ["config", "check", str(tmp_path / "config.json"), "--no-check-files", "--allennlp"]
+    )
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "trains as is with keel train --allennlp" in " ".join(upgraded.output.split())

@@ -137,6 +137,10 @@ def test_runtime_closure_of_a_model_leaves_test_and_lint_tools_out():
     assert with_transformer["keel"] == {"transformers"}
     closure, _ = runtime_closure(with_transformer, installed_requirements)
     assert "transformers" in closure
+    with_spacy = model_roots(["keel"], ["text_classification_json", "spacy", "basic_classifier"])
+    assert with_spacy["keel"] == {"spacy"}
+    closure, _ = runtime_closure(with_spacy, installed_requirements)
+    assert {"spacy", "thinc"} <= closure
 
 
 def test_runtime_closure_names_a_root_it_cannot_expand():
