@@ -44,7 +44,35 @@ def _gru_state(prefix: str, input_size: int, hidden: int, generator) -> dict[str
     return {f"{prefix}{key}": value for key, value in gru.state_dict().items()}
 
 
-def _allennlp_state(generator) -> dict[str, torch.Tensor]:
+#: allennlp-models' NER configs use a character CNN instead of the fixture's GRU
+CHARACTER_CNN = {
+    "type": "cnn",
+    "embedding_dim": 25,
+    "num_filters": 40,
+    "ngram_filter_sizes": [3],
+    "conv_layer_activation": "relu",
+}
+
+
+def _config(character_encoder: str) -> dict:
+    config = json.loads(CONFIG.read_text(encoding="utf-8"))
+    if character_encoder == "cnn":
+        embedders = config["model"]["text_field_embedder"]["token_embedders"]
+        embedders["token_characters"]["encoder"] = CHARACTER_CNN
+        config["model"]["encoder"]["input_size"] = 50 + 40
+    return config
+
+
+def _character_encoder_state(kind: str, prefix: str, generator) -> dict[str, torch.Tensor]:
+    if kind == "gru":  # TimeDistributed(PytorchSeq2VecWrapper(GRU))
+        return _gru_state(f"{prefix}_module._module.", 25, 80, generator)
+    return {  # TimeDistributed(CnnEncoder): AllenNLP's conv_layer_N attributes
+        f"{prefix}_module.conv_layer_0.weight": torch.randn(40, 25, 3, generator=generator) / 8,
+        f"{prefix}_module.conv_layer_0.bias": torch.randn(40, generator=generator) / 8,
+    }
+
+
+def _allennlp_state(generator, character_encoder: str = "gru") -> dict[str, torch.Tensor]:
     num_tags = len(LABELS)
     mask = torch.zeros(num_tags + 2, num_tags + 2)
     for i, j in allowed_transitions("IOB1", dict(enumerate(LABELS))):
@@ -57,8 +85,8 @@ def _allennlp_state(generator) -> dict[str, torch.Tensor]:
         f"{characters}_embedding._module.weight": torch.randn(
             len(CHARACTERS) + 1, 25, generator=generator
         ),
-        **_gru_state(f"{characters}_encoder._module._module.", 25, 80, generator),
-        **_gru_state("encoder._module.", 210, 300, generator),
+        **_character_encoder_state(character_encoder, f"{characters}_encoder.", generator),
+        **_gru_state("encoder._module.", 210 if character_encoder == "gru" else 90, 300, generator),
         "tag_projection_layer._module.weight": torch.randn(num_tags, 600, generator=generator)
         * 0.1,
         "tag_projection_layer._module.bias": torch.randn(num_tags, generator=generator),
@@ -69,7 +97,9 @@ def _allennlp_state(generator) -> dict[str, torch.Tensor]:
     }
 
 
-def _write_archive(directory: Path, state: dict[str, torch.Tensor]) -> Path:
+def _write_archive(
+    directory: Path, state: dict[str, torch.Tensor], character_encoder: str = "gru"
+) -> Path:
     root = directory / "allennlp"
     vocabulary = root / "vocabulary"
     vocabulary.mkdir(parents=True)
@@ -78,7 +108,7 @@ def _write_archive(directory: Path, state: dict[str, torch.Tensor]) -> Path:
     (vocabulary / "token_characters.txt").write_text("\n".join(CHARACTERS) + "\n", encoding="utf-8")
     (vocabulary / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
     (vocabulary / "non_padded_namespaces.txt").write_text("*tags\n*labels\n", encoding="utf-8")
-    (root / "config.json").write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "config.json").write_text(json.dumps(_config(character_encoder)), encoding="utf-8")
     (root / "meta.json").write_text(json.dumps({"version": "2.10.1"}), encoding="utf-8")
     torch.save(state, root / "weights.th")
     archive = directory / "model.tar.gz"
@@ -96,7 +126,21 @@ def _gru(state: dict[str, torch.Tensor], prefix: str, input_size: int, hidden: i
     return gru
 
 
-def _allennlp_logits(state: dict[str, torch.Tensor], words: list[str]) -> torch.Tensor:
+def _character_cnn(state: dict[str, torch.Tensor], prefix: str, embedded: torch.Tensor):
+    """AllenNLP >= 1.2.1's CnnEncoder on one word's characters (L, 25): relu of the width-3
+    convolution, max over the windows inside the word; 0 for a word shorter than the width."""
+    weight = state[f"{prefix}conv_layer_0.weight"]
+    if embedded.size(0) < weight.size(-1):
+        return torch.zeros(weight.size(0))
+    windows = torch.nn.functional.conv1d(
+        embedded.T.unsqueeze(0), weight, state[f"{prefix}conv_layer_0.bias"]
+    )
+    return torch.relu(windows)[0].max(dim=-1).values
+
+
+def _allennlp_logits(
+    state: dict[str, torch.Tensor], words: list[str], character_encoder: str = "gru"
+) -> torch.Tensor:
     """crf_tagger's emissions, from allennlp-models' documented forward: the text field
     embedder concatenates its embedders in sorted key order (token_characters, then tokens);
     token_characters is TimeDistributed(Embedding) then TimeDistributed(GRU seq2vec: the last
@@ -105,19 +149,27 @@ def _allennlp_logits(state: dict[str, torch.Tensor], words: list[str]) -> torch.
     word_index = {word: position + 1 for position, word in enumerate(WORDS)}
     char_index = {char: position + 1 for position, char in enumerate(CHARACTERS)}
     characters = "text_field_embedder.token_embedder_token_characters."
-    char_gru = _gru(state, f"{characters}_encoder._module._module.", 25, 80)
+    char_gru = (
+        _gru(state, f"{characters}_encoder._module._module.", 25, 80)
+        if (character_encoder == "gru")
+        else None
+    )
     vectors = []
     for word in words:
         ids = torch.tensor([[char_index.get(char, 1) for char in word]])
         embedded = torch.nn.functional.embedding(
             ids, state[f"{characters}_embedding._module.weight"]
         )
-        _, final = char_gru(embedded)
-        by_characters = torch.cat([final[-2], final[-1]], dim=-1)[0]
+        if char_gru is not None:
+            _, final = char_gru(embedded)
+            by_characters = torch.cat([final[-2], final[-1]], dim=-1)[0]
+        else:
+            by_characters = _character_cnn(state, f"{characters}_encoder._module.", embedded[0])
         word_id = torch.tensor(word_index.get(word.lower(), 1))
         by_word = state["text_field_embedder.token_embedder_tokens.weight"][word_id]
         vectors.append(torch.cat([by_characters, by_word]))
-    encoded, _ = _gru(state, "encoder._module.", 210, 300)(torch.stack(vectors).unsqueeze(0))
+    encoder = _gru(state, "encoder._module.", 210 if character_encoder == "gru" else 90, 300)
+    encoded, _ = encoder(torch.stack(vectors).unsqueeze(0))
     return torch.nn.functional.linear(
         encoded[0],
         state["tag_projection_layer._module.weight"],
@@ -152,8 +204,10 @@ def allennlp_state() -> dict[str, torch.Tensor]:
     return _allennlp_state(torch.Generator().manual_seed(11))
 
 
-def test_crf_tagger_archive_imports_and_decodes_what_allennlp_decoded(tmp_path, allennlp_state):
-    source = _write_archive(tmp_path, allennlp_state)
+@pytest.mark.parametrize("character_encoder", ["gru", "cnn"])
+def test_crf_tagger_archive_imports_and_decodes_what_allennlp_decoded(tmp_path, character_encoder):
+    allennlp_state = _allennlp_state(torch.Generator().manual_seed(11), character_encoder)
+    source = _write_archive(tmp_path, allennlp_state, character_encoder)
     imported = import_allennlp_archive(source, tmp_path / "keel.tar.gz")
     archive = load_archive(imported)
     reader = archive.validation_dataset_reader
@@ -162,7 +216,7 @@ def test_crf_tagger_archive_imports_and_decodes_what_allennlp_decoded(tmp_path, 
     )
     with torch.no_grad():
         for words, output in zip(SENTENCES, outputs, strict=True):
-            expected = _allennlp_logits(allennlp_state, words)
+            expected = _allennlp_logits(allennlp_state, words, character_encoder)
             got = torch.as_tensor(output["logits"])[: len(words)]
             assert torch.allclose(got, expected, atol=1e-5), words
             best = _best_allowed_path(allennlp_state, expected)
