@@ -390,6 +390,8 @@ class GradientDescentTrainer(Trainer):
         accumulation = self.num_gradient_accumulation_steps
         num_batches = self.num_batches
         losses = _LossTotal(epoch)
+        # keel models carry the config's regularizer; a plain torch module trains without one
+        regularization_penalty = getattr(self.model, "get_regularization_penalty", None)
         skip = 0
         resume, self._resume = self._resume, None
         if resume is not None and resume["epoch"] == epoch:
@@ -417,7 +419,7 @@ class GradientDescentTrainer(Trainer):
                 with self._sharing(mine, last_of_group):
                     loss, output = self._forward(batch, training=True)
                     assert loss is not None  # raised for a training batch without one
-                    penalty = self.model.get_regularization_penalty()
+                    penalty = regularization_penalty() if regularization_penalty else None
                     if penalty is not None:
                         loss = loss + penalty
                     if self.distributed is not None:
