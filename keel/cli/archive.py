@@ -201,8 +201,20 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def _print_inspection(description: dict[str, Any]) -> None:
-    info = description["archive"]
+    info = dict(description["archive"])
+    imported = info.pop("imported_from", None)
     rows = [[key, value] for key, value in info.items() if value is not None]
+    if imported:
+        release = imported.get("allennlp_version") or "version not recorded"
+        digest = str(imported.get("sha256"))[:16]
+        rows.append(
+            [
+                "imported from",
+                f"{imported.get('format')} {release}, sha256 {digest}..., "
+                f"{len(imported.get('defaults_filled') or [])} AllenNLP default(s) written "
+                "into the config (--json shows them and the training sections kept)",
+            ]
+        )
     integrity = description["integrity"]
     rows.append(["integrity", "ok" if integrity["ok"] else f"FAILS: {integrity['problems']}"])
     signature = description["signature"]

@@ -436,3 +436,15 @@ def test_allennlp_0_9_flat_text_field_embedder_layout_imports_with_the_same_logi
             [original.validation_dataset_reader.text_to_instance(words)]
         )
         assert a["logits"].tolist() == b["logits"].tolist() and a["tags"] == b["tags"]
+
+
+def test_archive_inspect_says_which_allennlp_release_an_import_came_from(tmp_path):
+    from typer.testing import CliRunner
+
+    from keel.cli.main import app
+
+    target = import_allennlp_archive(FIXTURES / "simple_tagger-full.tar.gz", tmp_path / "k.tar.gz")
+    result = CliRunner().invoke(app, ["archive", "inspect", str(target)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "imported from" in text and "allennlp 2.8.0, sha256" in text
