@@ -62,17 +62,17 @@ class SpacyTokenizer(Tokenizer):
         self.end_tokens = list(end_tokens or [])
         spacy = require("spacy", extra="spacy", needed_by="the 'spacy' tokenizer")
         self._spacy_version = str(spacy.__version__)
-        self._nlp, self._pipeline = _spacy_tokenizer(spacy, language)
+        self._spacy_tokenizer, self._pipeline = _spacy_tokenizer(spacy, language)
 
     def tokenize(self, text: str) -> list[Token]:
         if self.split_on_spaces:
             return self._wrap(_split_on_single_spaces(text))
-        return self._wrap(_without_spaces(self._nlp(text)))
+        return self._wrap(_without_spaces(self._spacy_tokenizer(text)))
 
     def batch_tokenize(self, texts: list[str]) -> list[list[Token]]:
         if self.split_on_spaces:
             return [self.tokenize(text) for text in texts]
-        return [self._wrap(_without_spaces(doc)) for doc in self._nlp.pipe(texts)]
+        return [self._wrap(_without_spaces(doc)) for doc in self._spacy_tokenizer.pipe(texts)]
 
     def fingerprint_material(self) -> bytes:
         """The spaCy version, the pipeline whose tokenizer ran, and the options."""
