@@ -13,7 +13,6 @@ here from AllenNLP's documented behaviour, and decode the best allowed tag seque
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from keel.archive.model_archive import load_archive
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.modules.conditional_random_field import allowed_transitions
+from tests.archive.allennlp_layout import write_allennlp_archive
 
 CONFIG = (
     Path(__file__).resolve().parents[1] / "fixtures" / "allennlp" / "crf_tagger_experiment.json"
@@ -100,22 +100,13 @@ def _allennlp_state(generator, character_encoder: str = "gru") -> dict[str, torc
 def _write_archive(
     directory: Path, state: dict[str, torch.Tensor], character_encoder: str = "gru"
 ) -> Path:
-    root = directory / "allennlp"
-    vocabulary = root / "vocabulary"
-    vocabulary.mkdir(parents=True)
-    # AllenNLP's files: a padded namespace's file leaves out @@PADDING@@ (index 0).
-    (vocabulary / "tokens.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    (vocabulary / "token_characters.txt").write_text("\n".join(CHARACTERS) + "\n", encoding="utf-8")
-    (vocabulary / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
-    (vocabulary / "non_padded_namespaces.txt").write_text("*tags\n*labels\n", encoding="utf-8")
-    (root / "config.json").write_text(json.dumps(_config(character_encoder)), encoding="utf-8")
-    (root / "meta.json").write_text(json.dumps({"version": "2.10.1"}), encoding="utf-8")
-    torch.save(state, root / "weights.th")
-    archive = directory / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(root.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
-    return archive
+    return write_allennlp_archive(
+        directory,
+        config=_config(character_encoder),
+        state=state,
+        vocabulary={"tokens": WORDS, "token_characters": CHARACTERS, "labels": LABELS},
+        meta={"version": "2.10.1"},
+    )
 
 
 def _gru(state: dict[str, torch.Tensor], prefix: str, input_size: int, hidden: int):

@@ -17,6 +17,7 @@ from keel.archive.model_archive import load_archive
 from keel.common import errors
 from keel.common.errors import ArchiveError
 from keel.guard.verify import verify_archive
+from tests.archive.allennlp_layout import pack_directory, write_allennlp_archive
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "allennlp"
 TAGGERS = ["simple_tagger.tar.gz", "simple_tagger_with_span_f1.tar.gz", "simple_tagger-full.tar.gz"]
@@ -273,17 +274,9 @@ def test_allennlp_2x_conll2003_option_name_and_adadelta_are_understood():
 
 
 def _allennlp_cnn_classifier(directory: Path, *, meta: dict | None) -> Path:
-    """A basic_classifier with a cnn encoder in AllenNLP's archive layout: config.json,
-    weights.th (torch.save of AllenNLP's state-dict names: conv_layer_N), vocabulary/ with
-    AllenNLP's files (a padded namespace's file leaves out @@PADDING@@)."""
-    root = directory / "allennlp"
-    (root / "vocabulary").mkdir(parents=True)
+    """A basic_classifier with a cnn encoder in AllenNLP's archive layout (its weights under
+    AllenNLP's state-dict names: conv_layer_N)."""
     words = ["@@UNKNOWN@@", "a", "good", "bad", "movie", "."]
-    (root / "vocabulary" / "tokens.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    (root / "vocabulary" / "labels.txt").write_text("neg\npos\n", encoding="utf-8")
-    (root / "vocabulary" / "non_padded_namespaces.txt").write_text(
-        "*tags\n*labels\n", encoding="utf-8"
-    )
     config = {
         "dataset_reader": {"type": "text_classification_json", "tokenizer": {"type": "whitespace"}},
         "train_data_path": "train.jsonl",
@@ -302,7 +295,6 @@ def _allennlp_cnn_classifier(directory: Path, *, meta: dict | None) -> Path:
         "data_loader": {"batch_size": 8},
         "trainer": {"optimizer": "adam", "num_epochs": 1},
     }
-    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
     generator = torch.Generator().manual_seed(7)
     state = {
         "_text_field_embedder.token_embedder_tokens.weight": torch.randn(
@@ -315,14 +307,13 @@ def _allennlp_cnn_classifier(directory: Path, *, meta: dict | None) -> Path:
         "_classification_layer.weight": torch.randn(2, 6, generator=generator),
         "_classification_layer.bias": torch.randn(2, generator=generator),
     }
-    torch.save(state, root / "weights.th")
-    if meta is not None:
-        (root / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    archive = directory / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(root.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
-    return archive
+    return write_allennlp_archive(
+        directory,
+        config=config,
+        state=state,
+        vocabulary={"tokens": words, "labels": ["neg", "pos"]},
+        meta=meta,
+    )
 
 
 @pytest.mark.parametrize(
@@ -416,10 +407,7 @@ def test_allennlp_0_9_flat_text_field_embedder_layout_imports_with_the_same_logi
         "allow_unmatched_keys": True,
     }
     (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    flat = tmp_path / "flat.tar.gz"
-    with tarfile.open(flat, "w:gz") as tar:
-        for path in sorted(root.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    flat = pack_directory(root, tmp_path / "flat.tar.gz")
     imported = load_archive(import_allennlp_archive(flat, tmp_path / "flat-keel.tar.gz"))
     original = load_archive(
         import_allennlp_archive(FIXTURES / "simple_tagger.tar.gz", tmp_path / "k.tar.gz")
