@@ -11,6 +11,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
+    CHUNK_SIZE,
     MAX_LINE_BYTES,
     DatasetReader,
     default_token_indexers,
@@ -25,10 +26,6 @@ from keel.data.tokenizers.token import Token
 from keel.data.tokenizers.tokenizer import Tokenizer
 from keel.data.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from keel.data.util import gc_paused
-
-# Rows are tokenized this many at a time: large enough for batch_tokenize to pay off, small
-# enough that max_instances and laziness still hold.
-CHUNK_SIZE = 2048
 
 #: one good line of a classification file: (line number, text, label, id or None)
 Row = tuple[int, str, str | int | None, str | None]

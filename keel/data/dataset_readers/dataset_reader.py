@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from keel.common import errors
 from keel.common.errors import DataError
@@ -76,6 +78,10 @@ def existing_file(file_path: str | Path) -> Path:
     return path
 
 
+#: Readers build instances this many at a time with the garbage collector paused: large enough
+#: for batch work to pay off, small enough that ``max_instances`` and laziness still hold.
+CHUNK_SIZE = 2048
+
 #: The longest line a reader takes (8 MiB): a data line is a sentence or a document, and a
 #: line of gigabytes would be read whole into memory before anything could refuse it.
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -92,43 +98,130 @@ def read_lines(
     raised, or passed to ``on_error`` and the line skipped. A line over ``max_line_bytes`` is
     such an error too (``KS002``), found after reading at most that many bytes of it.
     """
-    limit = max_line_bytes + 1
     with open(file_path, "rb") as handle:
-        readline = handle.readline
-        line_number = 0
-        while raw := readline(limit):
-            line_number += 1
-            if len(raw) == limit and not raw.endswith(b"\n"):
-                while (rest := readline(_SKIP)) and not rest.endswith(b"\n"):
-                    pass  # the rest of the long line, without keeping it
-                too_long = DataError(
-                    f"line is longer than {max_line_bytes} bytes; refusing it",
-                    path=file_path,
-                    line=line_number,
-                    code=errors.INPUT_TOO_LARGE,
-                )
-                if on_error is None:
-                    raise too_long
-                on_error(too_long)
-                continue
-            if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                bad_line = DataError(
-                    f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
-                    path=file_path,
-                    line=line_number,
-                    excerpt=raw.decode("utf-8", errors="replace").rstrip("\r\n"),
-                )
-                if on_error is None:
-                    raise bad_line from None
-                on_error(bad_line)
-                continue
-            yield line_number, line.rstrip("\r\n")
+        yield from _numbered_lines(handle, file_path, on_error, max_line_bytes)
 
 
+def _numbered_lines(
+    handle: BinaryIO,
+    file_path: str,
+    on_error: Callable[[DataError], None] | None,
+    max_line_bytes: int,
+    line_number: int = 0,
+) -> Iterator[tuple[int, str]]:
+    """``read_lines`` over an open binary ``handle`` whose next line is ``line_number + 1``."""
+    limit = max_line_bytes + 1
+    readline = handle.readline
+    while raw := readline(limit):
+        line_number += 1
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            while (rest := readline(_SKIP)) and not rest.endswith(b"\n"):
+                pass  # the rest of the long line, without keeping it
+            too_long = DataError(
+                f"line is longer than {max_line_bytes} bytes; refusing it",
+                path=file_path,
+                line=line_number,
+                code=errors.INPUT_TOO_LARGE,
+            )
+            if on_error is None:
+                raise too_long
+            on_error(too_long)
+            continue
+        if line_number == 1 and raw.startswith(_BOM):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad_line = DataError(
+                f"not valid UTF-8 ({error.reason} at byte {error.start} of the line)",
+                path=file_path,
+                line=line_number,
+                excerpt=raw.decode("utf-8", errors="replace").rstrip("\r\n"),
+            )
+            if on_error is None:
+                raise bad_line from None
+            on_error(bad_line)
+            continue
+        yield line_number, line.rstrip("\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class TextRun:
+    """Whole lines of a file decoded at once: ``text`` starts at line ``line`` and ends at a
+    blank line (or the end of the file). Every line is valid UTF-8, ends in ``\\n`` alone and
+    is within the reader's ``max_line_bytes``; the file's BOM is removed."""
+
+    line: int
+    text: str
+
+
+def read_runs(
+    file_path: str,
+    on_error: Callable[[DataError], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[TextRun | tuple[int, str]]:
+    """The file as ``TextRun``s where it can, and as ``read_lines`` pairs where it cannot.
+
+    For readers of blank-line-separated blocks (CoNLL formats), which parse a run block by
+    block with string methods in C instead of a Python step per line. A stretch of the file
+    with ``\\r`` line endings or undecodable bytes, or with no blank line for megabytes, comes
+    as numbered lines instead, with exactly ``read_lines``'s numbers and errors.
+    """
+    if max_line_bytes < _RUN_BYTES + _RUN_SEARCH_BYTES:
+        # A run could then hold a line over the limit; only read_lines refuses it as it should.
+        yield from read_lines(file_path, on_error, max_line_bytes)
+        return
+    with open(file_path, "rb") as handle:
+        line_number = 1  # of the buffer's first line
+        consumed = 0  # bytes before the buffer
+        buffer = b""
+        while True:
+            data = handle.read(_RUN_BYTES)
+            buffer = buffer + data if buffer else data
+            if data:
+                cut = buffer.rfind(b"\n\n")
+                if cut < 0:
+                    if len(buffer) <= _RUN_SEARCH_BYTES:
+                        continue
+                    # No blank line for megabytes: not a block format; go on line by line.
+                    handle.seek(consumed)
+                    yield from _numbered_lines(
+                        handle, file_path, on_error, max_line_bytes, line_number - 1
+                    )
+                    return
+                piece, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+            else:
+                piece, buffer = buffer, b""
+            if piece:
+                text = _decoded(piece, first=line_number == 1)
+                if text is None:
+                    yield from _numbered_lines(
+                        io.BytesIO(piece), file_path, on_error, max_line_bytes, line_number - 1
+                    )
+                else:
+                    yield TextRun(line_number, text)
+                line_number += piece.count(b"\n")
+                consumed += len(piece)
+            if not data:
+                return
+
+
+def _decoded(piece: bytes, first: bool) -> str | None:
+    """``piece`` as text, or None where only line-by-line reading reports it right."""
+    if b"\r" in piece:
+        return None
+    if first and piece.startswith(_BOM):
+        piece = piece[3:]
+    try:
+        return piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+_BOM = b"\xef\xbb\xbf"
+# read_runs reads this much at a time, and looks this far for a blank line before giving up.
+_RUN_BYTES = 1024 * 1024
+_RUN_SEARCH_BYTES = 4 * 1024 * 1024
 _SKIP = 1024 * 1024
 
 

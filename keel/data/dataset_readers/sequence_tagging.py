@@ -12,11 +12,14 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import DataError
 from keel.data.dataset_readers.dataset_reader import (
+    CHUNK_SIZE,
     MAX_LINE_BYTES,
     DatasetReader,
+    TextRun,
     default_token_indexers,
     existing_file,
     read_lines,
+    read_runs,
 )
 from keel.data.fields.field import Field
 from keel.data.fields.metadata_field import MetadataField
@@ -25,6 +28,7 @@ from keel.data.fields.text_field import TextField
 from keel.data.instance import Instance
 from keel.data.token_indexers.token_indexer import TokenIndexer
 from keel.data.tokenizers.token import Token, TokenCache
+from keel.data.util import gc_paused
 
 OnError = Callable[[DataError], None] | None
 
@@ -94,14 +98,25 @@ class TaggingReader(DatasetReader):
         return Instance(fields)
 
     def _instances(self, sentences: Iterator[Sentence]) -> Iterator[Instance]:
-        for sentence in sentences:
-            instance = self.text_to_instance(sentence.words, sentence.tags)
-            instance.source_line = sentence.line
-            instance.source_id = sentence.source_id
-            text_field = instance["tokens"]
-            for name, (namespace, values) in sentence.features.items():
-                instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
-            yield instance
+        # Never parse past max_instances: a bad line after them must not fail the read.
+        chunk_size = min(CHUNK_SIZE, self.max_instances or CHUNK_SIZE)
+        while True:
+            # Parsing and building a chunk allocate ~10 objects per word and no cycles;
+            # collecting in between would rescan the growing data set again and again.
+            with gc_paused():
+                chunk = [self._instance(sentence) for sentence in islice(sentences, chunk_size)]
+            if not chunk:
+                return
+            yield from chunk
+
+    def _instance(self, sentence: Sentence) -> Instance:
+        instance = self.text_to_instance(sentence.words, sentence.tags)
+        instance.source_line = sentence.line
+        instance.source_id = sentence.source_id
+        text_field = instance["tokens"]
+        for name, (namespace, values) in sentence.features.items():
+            instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
+        return instance
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         """The sentences of a file; a bad line raises, or goes to ``on_error``."""
@@ -130,6 +145,14 @@ class SentenceLines:
 
     def lines(self) -> Iterator[tuple[int, str]]:
         return read_lines(
+            self.file_path,
+            self.fail if self.on_error is not None else None,
+            self.max_line_bytes,
+        )
+
+    def runs(self) -> Iterator[TextRun | tuple[int, str]]:
+        """The file as ``read_runs`` gives it, errors going to ``fail``."""
+        return read_runs(
             self.file_path,
             self.fail if self.on_error is not None else None,
             self.max_line_bytes,

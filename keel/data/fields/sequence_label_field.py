@@ -12,7 +12,7 @@ from keel.common.errors import DataError, KeelError
 from keel.data.columns import ColumnContext, FieldColumns, NotColumnar, int_array, lengths_of
 from keel.data.fields.field import Field
 from keel.data.fields.text_field import TextField
-from keel.data.packing import Packed, RaggedIds, shared_value
+from keel.data.packing import Packed, RaggedIds, shared_value, split_by_lengths
 from keel.data.token_indexers.padding import pad_1d
 
 if TYPE_CHECKING:
@@ -80,6 +80,26 @@ class SequenceLabelField(Field):
                 raise vocab.unseen_token_error(labels[found.index(None)], self.label_namespace)
             found = [1 if i is None else i for i in found]
         self._ids = cast(list[int], found)
+
+    @classmethod
+    def index_many(cls, fields: list[Self], vocab: Vocabulary) -> None:
+        # One C-level lookup over every label of a namespace; any label the namespace lacks
+        # sends its fields through ``index``, which pads or names it.
+        pending: dict[str, list[Self]] = {}
+        for field in fields:
+            if not field._skip_indexing:
+                pending.setdefault(field.label_namespace, []).append(field)
+        for namespace, group in pending.items():
+            get = vocab.get_token_to_index_vocabulary(namespace).get
+            labels = chain.from_iterable(cast(list[str], field.labels) for field in group)
+            found = list(map(get, labels))
+            if None in found:
+                for field in group:
+                    field.index(vocab)
+                continue
+            rows = split_by_lengths(found, [len(field.labels) for field in group])
+            for field, row in zip(group, rows, strict=True):
+                field._ids = row
 
     @classmethod
     def pack(cls, fields: list[Self], vocab: Vocabulary) -> SequenceLabelPack:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import repeat
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -88,9 +87,7 @@ class TokenCharactersIndexer(TokenIndexer):
             texts = [token.text for tokens in token_lists for token in tokens]
         if tokenizer.lowercase_characters:
             texts = list(map(str.lower, texts))
-        get = vocab.get_token_to_index_vocabulary(self.namespace).get
-        joined = "".join(texts)
-        flat = np.fromiter(map(get, joined, repeat(1)), dtype=np.int64, count=len(joined))
+        flat = _character_ids("".join(texts), vocab.get_token_to_index_vocabulary(self.namespace))
         outer = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
         inner = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         return _CharactersPack(NestedIds(outer, inner, flat), self.min_padding_length)
@@ -120,3 +117,17 @@ class _CharactersPack:
 
     def columns(self) -> dict[str, NestedIds]:
         return {"token_characters": self.ids}
+
+
+def _character_ids(text: str, mapping: Mapping[str, int]) -> np.ndarray:
+    """The id of every character of ``text`` in ``mapping`` (1, the OOV id, where it has none),
+    looked up by code point in one numpy gather instead of a dict lookup per character."""
+    # Only one-character entries can match a character (the padding and OOV tokens cannot).
+    entries = [(ord(key), index) for key, index in mapping.items() if len(key) == 1]
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    top = max((point for point, _ in entries), default=0) + 1
+    table = np.ones(top + 1, dtype=np.int64)  # the last slot: any code point above the table
+    if entries:
+        keys, values = zip(*entries, strict=True)
+        table[list(keys)] = values
+    return table[np.minimum(points, top)]

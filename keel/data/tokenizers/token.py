@@ -20,7 +20,9 @@ class Token:
         return self.text
 
 
-_SLOTS = [Token.__dict__[name] for name in ("text", "idx", "idx_end", "text_id", "type_id")]
+_set_text, _set_idx, _set_idx_end, _set_text_id, _set_type_id = (
+    Token.__dict__[name].__set__ for name in ("text", "idx", "idx_end", "text_id", "type_id")
+)
 
 
 class SharedToken(Token):
@@ -43,8 +45,12 @@ class SharedToken(Token):
         text_id: int | None = None,
         type_id: int | None = None,
     ) -> None:
-        for slot, value in zip(_SLOTS, (text, idx, idx_end, text_id, type_id), strict=True):
-            slot.__set__(self, value)
+        # The slots' own setters: __setattr__ refuses every change after this.
+        _set_text(self, text)
+        _set_idx(self, idx)
+        _set_idx_end(self, idx_end)
+        _set_text_id(self, text_id)
+        _set_type_id(self, type_id)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
+from keel.data.dataset_readers import dataset_reader
 from keel.data.dataset_readers.conllu import ConlluDatasetReader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 
@@ -116,3 +121,88 @@ def test_conllu_bad_utf8_is_reported_with_its_line(tmp_path):
     with pytest.raises(DataError, match="UTF-8") as info:
         list(ConlluDatasetReader().read(path))
     assert info.value.line == 12
+
+
+# --- the block-at-a-time parse against the line-by-line parse --------------------------------
+
+_FORMS = st.sampled_from(["I", "do", "n't", "#", "-", "3.5", "é", "日本", "_", "a b"])
+_TAGS = st.sampled_from(["PRON", "AUX", "_", "X"])
+
+
+@st.composite
+def _conllu_block(draw) -> list[str]:
+    """One block of lines: mostly a well-formed sentence, sometimes with a flaw."""
+    lines = draw(
+        st.lists(st.sampled_from(["# sent_id = s1", "#sent_id=s2 ", "# text = x", "# sent_id ="]))
+    )
+    for number in range(1, draw(st.integers(1, 6)) + 1):
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(f"{number}-{number + 1}\tdon't" + "\t_" * 8)
+        word_id = str(number)
+        if draw(st.integers(0, 14)) == 0:
+            word_id = draw(st.sampled_from(["0", "01", "x", str(number + 1), "١"]))
+        columns = [word_id, draw(_FORMS), "lemma", draw(_TAGS), draw(_TAGS), "_", "0", "root"]
+        columns += ["_", "_"]
+        if draw(st.integers(0, 19)) == 0:
+            columns = columns[: draw(st.integers(1, 9))]
+            columns += ["extra"] * draw(st.integers(0, 2))
+        lines.append("\t".join(columns))
+        if draw(st.integers(0, 14)) == 0:
+            lines.append(draw(st.sampled_from([f"{number}.1\te" + "\t_" * 8, "# note", " ", "\t"])))
+    return lines
+
+
+def _read_both_ways(path: Path, tag_label: str, on_error: bool):
+    """(instances or error, reported errors) read block by block from small reads (so blocks
+    straddle them), and read line by line only."""
+    results = []
+    for run_bytes, search_bytes in ((64, 4096), (64, 2**40)):
+        # A search size past max_line_bytes makes read_runs give every line alone.
+        reader = ConlluDatasetReader(tag_label=tag_label)
+        seen: list[DataError] = []
+        with (
+            mock.patch.object(dataset_reader, "_RUN_BYTES", run_bytes),
+            mock.patch.object(dataset_reader, "_RUN_SEARCH_BYTES", search_bytes),
+        ):
+            try:
+                read = [
+                    (
+                        instance["metadata"]["words"],
+                        instance["tags"].labels,
+                        instance.source_line,
+                        instance.source_id,
+                    )
+                    for instance in reader.read(path, on_error=seen.append if on_error else None)
+                ]
+            except DataError as error:
+                read = [("error", error.line, error.code, error.message)]
+        results.append((read, [(error.line, error.code, error.message) for error in seen]))
+    return results
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    blocks=st.lists(_conllu_block(), min_size=1, max_size=8),
+    separators=st.lists(st.sampled_from(["\n\n", "\n\n\n", "\n \n"]), min_size=8, max_size=8),
+    tag_label=st.sampled_from(["upos", "xpos"]),
+    on_error=st.booleans(),
+    crlf=st.booleans(),
+)
+def test_conllu_block_parse_equals_the_line_parse(blocks, separators, tag_label, on_error, crlf):
+    text = "".join(
+        "\n".join(lines) + separator for lines, separator in zip(blocks, separators, strict=False)
+    )
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "data.conllu"
+        path.write_bytes(text.encode("utf-8"))
+        by_blocks, by_lines = _read_both_ways(path, tag_label, on_error)
+    assert by_blocks == by_lines
+
+
+def test_conllu_block_parse_equals_the_line_parse_on_the_ewt_sample():
+    path = SAMPLE_DIR / "en_ewt-ud-dev.sample.conllu"
+    by_blocks, by_lines = _read_both_ways(path, "upos", on_error=True)
+    assert by_blocks == by_lines
+    assert len(by_blocks[0]) > 100 and by_blocks[1] == []

@@ -46,3 +46,30 @@ def test_sequence_label_field_unseen_tag():
     vocab = Vocabulary(counter={"tags": {"O": 1}})
     with pytest.raises(DataError, match="'B-PER'"):
         SequenceLabelField(["O", "B-PER"], _text(2), "tags").index(vocab)
+
+
+def test_sequence_label_field_index_many_equals_indexing_each_field():
+    vocab = Vocabulary(counter={"tags": {"O": 3, "B": 1}, "pos_tokens": {"NN": 2}})
+
+    def fields():
+        return [
+            SequenceLabelField(["O", "B", "O"], _text(3), "tags"),
+            SequenceLabelField([7, 8], _text(2), "tags"),  # ids already: left alone
+            SequenceLabelField(["NN"], _text(1), "pos_tokens"),  # a padded namespace
+            SequenceLabelField(["O"], _text(1), "tags"),
+        ]
+
+    one_by_one, bulk = fields(), fields()
+    for field in one_by_one:
+        field.index(vocab)
+    SequenceLabelField.index_many(bulk, vocab)
+    assert [field.ids for field in bulk] == [field.ids for field in one_by_one]
+    assert bulk[1].ids == [7, 8]
+    # A label the namespace lacks: OOV (1) where the namespace is padded, an error where not.
+    unseen_padded = [SequenceLabelField(["NN", "VB"], _text(2), "pos_tokens")]
+    SequenceLabelField.index_many(unseen_padded, vocab)
+    assert unseen_padded[0].ids == [vocab.get_token_index("NN", "pos_tokens"), 1]
+    with pytest.raises(DataError, match="'I'"):
+        SequenceLabelField.index_many(
+            fields() + [SequenceLabelField(["I"], _text(1), "tags")], vocab
+        )

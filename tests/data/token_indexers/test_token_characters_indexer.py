@@ -1,3 +1,5 @@
+import numpy as np
+
 from keel.data.token_indexers import TokenCharactersIndexer, TokenIndexer
 from keel.data.tokenizers import CharacterTokenizer, Token
 from keel.data.vocabulary import Vocabulary
@@ -71,3 +73,20 @@ def test_characters_pack_batches_like_batch_tensors():
     # Start/end tokens take the general path, with the same batches.
     wrapped = TokenCharactersIndexer(character_tokenizer=CharacterTokenizer(start_tokens=["<s>"]))
     _packed_equals_batched(wrapped, token_lists, vocab)
+
+
+def test_characters_pack_looks_up_every_code_point_like_the_vocabulary():
+    # The pack looks characters up in a table by code point; the dict lookup is the reference.
+    token_lists = [
+        [Token("a😀b"), Token("\U0010ffff"), Token("\ud800x")],  # astral, the last, a surrogate
+        [Token("\x00"), Token("Ω"), Token("@@UNKNOWN@@")],  # NUL, unseen, OOV's own text
+        [],
+    ]
+    vocab = Vocabulary(tokens_to_add={"token_characters": ["a", "😀", "\x00", "x", "ab"]})
+    pack = _packed_equals_batched(TokenCharactersIndexer(), token_lists, vocab)
+    ids = pack.take(np.array([0]))["token_characters"][0].tolist()
+    get = vocab.get_token_index
+    assert ids[0] == [get("a", "token_characters"), get("😀", "token_characters"), 1]
+    assert ids[1] == [1, 0, 0] and ids[2] == [1, get("x", "token_characters"), 0]
+    # An empty character namespace: every character is OOV.
+    _packed_equals_batched(TokenCharactersIndexer(), token_lists, Vocabulary())
