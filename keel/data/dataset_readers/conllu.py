@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from itertools import repeat
-from operator import itemgetter
 from typing import Annotated
+
+import numpy as np
 
 from keel.common import errors
 from keel.common.constraints import Positive
@@ -50,68 +51,25 @@ class ConlluDatasetReader(TaggingReader):
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         reader = SentenceLines(file_path, on_error, self.max_line_bytes)
         lines = _LineParser(self, reader)
+        tag_column = _TAG_COLUMNS[self.tag_label]
         for item in reader.runs():
             if not isinstance(item, TextRun):
                 if (sentence := lines.feed(*item)) is not None:
                     yield sentence
                 continue
             # A run ends at a blank line, so the line parser holds nothing across runs.
-            line = item.line
-            for block in item.text.split("\n\n"):
-                start, line = line, line + block.count("\n") + 2
-                words = block.lstrip("\n")
-                if not words:
+            for block in _parse_run(item, tag_column):
+                if isinstance(block, Sentence):
+                    yield block
                     continue
-                start += len(block) - len(words)
-                rows = words.rstrip("\n").split("\n")
-                sentence = self._block_sentence(rows, start)
-                if sentence is None:
-                    # Anything unusual (a bad line, a blank line of spaces): line by line.
-                    for offset, row in enumerate(rows):
-                        if (sentence := lines.feed(start + offset, row)) is not None:
-                            yield sentence
-                    sentence = lines.end()
-                if sentence is not None:
+                # A block the run parse declined (a bad line, a line of spaces): line by line.
+                for line_number, line in block:
+                    if (sentence := lines.feed(line_number, line)) is not None:
+                        yield sentence
+                if (sentence := lines.end()) is not None:
                     yield sentence
         if (sentence := lines.end()) is not None:
             yield sentence
-
-    def _block_sentence(self, rows: list[str], first_line: int) -> Sentence | None:
-        """The sentence of one block's ``rows`` when every row is a comment before the words,
-        a well-formed word line or a skipped range or empty node; otherwise None, and the line
-        parser takes the block. Same result as the line parser, with C string methods."""
-        comments = 0
-        while comments < len(rows) and rows[comments].startswith("#"):
-            comments += 1
-        tag_column = _TAG_COLUMNS[self.tag_label]
-        parts = list(map(str.split, rows[comments:], repeat("\t"), repeat(tag_column + 1)))
-        if not parts or set(map(len, parts)) != {tag_column + 2}:
-            return None
-        # What the split left unsplit must hold the remaining columns exactly.
-        rest_tabs = 8 - tag_column
-        tabs = list(map(str.count, map(itemgetter(tag_column + 1), parts), repeat("\t")))
-        if tabs.count(rest_tabs) != len(tabs):
-            return None
-        first_word = 0
-        ids = tuple(map(itemgetter(0), parts))
-        if ids != _WORD_IDS[: len(ids)]:
-            words_only = [part for part in parts if "-" not in part[0] and "." not in part[0]]
-            if len(words_only) == len(parts):
-                return None
-            first_word = parts.index(words_only[0]) if words_only else 0
-            parts = words_only
-            ids = tuple(map(itemgetter(0), parts))
-            if not parts or ids != _WORD_IDS[: len(ids)]:
-                return None
-        tags = list(map(itemgetter(tag_column), parts))
-        if "_" in tags:
-            return None
-        return Sentence(
-            list(map(itemgetter(1), parts)),
-            tags,
-            line=first_line + comments + first_word,
-            source_id=_sentence_id(rows[:comments]),
-        )
 
     def _problem(self, parts: list[str], expected_id: int) -> tuple[str, str] | None:
         """What is wrong with a word line (split on tabs), or None."""
@@ -209,5 +167,171 @@ def _sentence_id(comments: list[str]) -> str | None:
     return sentence_id
 
 
-# "1", "2", ...: a sentence's word ids in order (longer sentences take the line parser).
-_WORD_IDS = tuple(str(number) for number in range(1, 1025))
+def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[int, str]]]:
+    """The blocks of ``run`` in order: a ``Sentence`` for each block the line parser would read
+    without a complaint (nothing for a block with no words), or the block's numbered lines
+    where it would not.
+
+    Every line of the run is classified at once with numpy over its bytes (blank, comment,
+    10-column word line, range or empty node, anything else), so no Python step runs per line;
+    only the words and tags of good blocks become strings, in one decode each.
+    """
+    data = np.frombuffer(run.data, dtype=np.uint8)
+    # One pass finds the newlines and tabs (and the rare other control bytes, dropped).
+    controls = np.flatnonzero(data < _CONTROL_END)
+    kinds = data[controls]
+    ends, tabs = controls[kinds == _NEWLINE], controls[kinds == _TAB]
+    if not run.data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.zeros_like(ends)
+    starts[1:] = ends[:-1] + 1
+    blank = ends == starts
+    comment = ~blank & (data[np.minimum(starts, len(data) - 1)] == _HASH)
+    # Each line's tabs: a word, range or empty-node line has exactly 9 (10 columns).
+    first_tabs = np.searchsorted(tabs, starts)
+    tab_counts = np.searchsorted(tabs, ends) - first_tabs
+    columnar = np.flatnonzero(~blank & ~comment & (tab_counts == 9))
+    column_tabs = first_tabs[columnar]
+    # The ID column: all ASCII digits (a word), or holding "-" or "." (skipped). A longer ID
+    # is neither here, so its block goes to the line parser.
+    id_starts = starts[columnar]
+    id_lengths = tabs[column_tabs] - id_starts
+    digits, marks = _id_bytes(data, id_starts, np.minimum(id_lengths, _MAX_ID_BYTES))
+    short = id_lengths <= _MAX_ID_BYTES
+    numeric = short & (digits == id_lengths) & (id_lengths > 0) & (id_lengths <= _MAX_ID_DIGITS)
+    skipped = short & ~numeric & (marks > 0)
+    words = columnar[numeric]
+    word_tabs = column_tabs[numeric]  # the index of each word line's first tab
+    # A good block's word ids count 1, 2, 3, ... (as numbers: "01" is 1, as for the line parser).
+    block_of_line = np.cumsum(blank)
+    word_blocks = block_of_line[words]
+    block_firsts = np.flatnonzero(np.diff(word_blocks, prepend=-1))  # first word of each
+    expected = np.arange(len(words)) + 1
+    expected -= np.repeat(block_firsts, np.diff(block_firsts, append=len(words)))
+    ids = _id_values(data, id_starts[numeric], id_lengths[numeric])
+    tag_starts = tabs[word_tabs + tag_column - 1] + 1
+    tag_ends = tabs[word_tabs + tag_column]
+    no_tag = (tag_ends - tag_starts == 1) & (data[np.minimum(tag_starts, len(data) - 1)] == _SKIP)
+    bad_words = (ids != expected) | no_tag
+    good = np.zeros(len(ends), dtype=bool)
+    good[columnar[numeric | skipped]] = True
+    good[words[bad_words]] = False
+    blocks = int(block_of_line[-1]) + 1
+    declined = np.zeros(blocks, dtype=bool)
+    declined[block_of_line[~blank & ~comment & ~good]] = True
+    kept = ~declined[word_blocks]
+    counts = np.bincount(word_blocks[kept], minlength=blocks).tolist()
+    # Each kept word's form, then its tag (the tag column comes later in the line): one decode.
+    kept_tabs = word_tabs[kept]
+    forms_and_tags = _fields(
+        data,
+        np.column_stack((tabs[kept_tabs] + 1, tag_starts[kept])).ravel(),
+        np.column_stack((tabs[kept_tabs + 1], tag_ends[kept])).ravel(),
+    )
+    forms, tags = forms_and_tags[0::2], forms_and_tags[1::2]
+    # Word lines are in block order, so each block's first word is where its block begins
+    # (a block without words points past them, at a 0 never used).
+    first_words = np.append(words, 0)[np.searchsorted(word_blocks, np.arange(blocks))]
+    sentence_ids = _sentence_ids(data, run.data, (starts, ends), comment, block_of_line)
+    block_starts = np.searchsorted(block_of_line, np.arange(blocks)).tolist()
+    block_ends = np.searchsorted(block_of_line, np.arange(blocks), side="right").tolist()
+    first_line = run.line
+    position = 0
+    for block, (refused, count, first_word) in enumerate(
+        zip(declined.tolist(), counts, first_words.tolist(), strict=True)
+    ):
+        if refused:
+            yield [
+                (first_line + index, run.data[starts[index] : ends[index]].decode("utf-8"))
+                for index in range(block_starts[block], block_ends[block])
+            ]
+        elif count:
+            yield Sentence(
+                forms[position : position + count],
+                tags[position : position + count],
+                line=first_line + first_word,
+                source_id=sentence_ids.get(block),
+            )
+            position += count
+
+
+def _id_bytes(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many ASCII digits, and how many "-" or ".", each ID column holds."""
+    digits = np.zeros(len(starts), dtype=np.int64)
+    marks = np.zeros(len(starts), dtype=np.int64)
+    for place in range(int(lengths.max(initial=0))):
+        inside = lengths > place
+        values = data[np.minimum(starts + place, len(data) - 1)]
+        digits += inside & (values >= _ZERO) & (values <= _NINE)
+        marks += inside & ((values == _DASH) | (values == _DOT))
+    return digits, marks
+
+
+def _id_values(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The numbers written by the all-digit ID columns at ``starts``."""
+    values = np.zeros(len(starts), dtype=np.int64)
+    for place in range(int(lengths.max(initial=0))):
+        more = lengths > place
+        digits = data[np.minimum(starts + place, len(data) - 1)].astype(np.int64) - _ZERO
+        values = np.where(more, values * 10 + digits, values)
+    return values
+
+
+def _fields(
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, separator: int = 9
+) -> list[str]:
+    """The byte ranges ``[start, end)`` of ``data`` as strings, decoded in one call.
+
+    No range holds ``separator`` (a tab: they are columns; a newline: they are lines), so
+    joining them with it and splitting the decoded text on it gives each back, however many
+    bytes its characters take.
+    """
+    if not len(starts):
+        return []
+    sizes = ends - starts + 1  # each range and the separator after it
+    offsets = np.cumsum(sizes) - sizes
+    positions = np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))
+    joined = data[np.minimum(positions, len(data) - 1)]
+    joined[offsets + sizes - 1] = separator
+    return joined[:-1].tobytes().decode("utf-8").split(chr(separator))
+
+
+def _sentence_ids(
+    data: np.ndarray,
+    raw: bytes,
+    line_bounds: tuple[np.ndarray, np.ndarray],
+    comment: np.ndarray,
+    block_of_line: np.ndarray,
+) -> dict[int, str]:
+    """Block -> its sentence id, as the line parser reads ``# sent_id = ...`` comments."""
+    starts, ends = line_bounds
+    # Usually every "sent_id" in the run opens a "# sent_id = " line: those are read at once.
+    lines = np.flatnonzero(comment & (ends - starts >= len(_SENT_ID)))
+    for place, byte in enumerate(_SENT_ID):
+        lines = lines[data[starts[lines] + place] == byte]
+    if raw.count(b"sent_id") == len(lines):
+        values = _fields(data, starts[lines] + len(_SENT_ID), ends[lines], separator=_NEWLINE)
+        sentence_ids = list(map(str.strip, values))
+    else:  # anything else that might be a sent_id comment: each line read as the parser does
+        found = [match.start() for match in re.finditer(b"sent_id", raw)]
+        lines = np.unique(np.searchsorted(ends, np.array(found, dtype=np.int64)))
+        lines = lines[comment[lines]]
+        texts = _fields(data, starts[lines], ends[lines], separator=_NEWLINE)
+        sentence_ids = [_sentence_id([text]) or "" for text in texts]
+    # In line order, so the last id of a block wins; an empty one does not count.
+    return {
+        block: sentence_id
+        for block, sentence_id in zip(block_of_line[lines].tolist(), sentence_ids, strict=True)
+        if sentence_id
+    }
+
+
+_NEWLINE, _TAB, _HASH, _DASH, _DOT, _SKIP = (ord(char) for char in "\n\t#-._")
+_CONTROL_END = _NEWLINE + 1
+_ZERO, _NINE = ord("0"), ord("9")
+_SENT_ID = b"# sent_id = "
+# Longer IDs (a sentence of a billion words) take the line parser.
+_MAX_ID_DIGITS = 9
+_MAX_ID_BYTES = 24

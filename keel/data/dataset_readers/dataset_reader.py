@@ -147,12 +147,14 @@ def _numbered_lines(
 
 @dataclass(frozen=True, slots=True)
 class TextRun:
-    """Whole lines of a file decoded at once: ``text`` starts at line ``line`` and ends at a
-    blank line (or the end of the file). Every line is valid UTF-8, ends in ``\\n`` alone and
-    is within the reader's ``max_line_bytes``; the file's BOM is removed."""
+    """Whole lines of a file read at once: ``text`` starts at line ``line`` and ends at a blank
+    line (or the end of the file). Every line is valid UTF-8, ends in ``\\n`` alone and is
+    within the reader's ``max_line_bytes``; the file's BOM is removed. ``data`` is the same
+    run as bytes, for parsers that work on bytes."""
 
     line: int
     text: str
+    data: bytes
 
 
 def read_runs(
@@ -193,25 +195,24 @@ def read_runs(
             else:
                 piece, buffer = buffer, b""
             if piece:
-                text = _decoded(piece, first=line_number == 1)
-                if text is None:
+                content = piece[3:] if line_number == 1 and piece.startswith(_BOM) else piece
+                text = _decoded(content)
+                if text:
+                    yield TextRun(line_number, text, content)
+                else:  # see _decoded; or a file of only a BOM, one empty line to read_lines
                     yield from _numbered_lines(
                         io.BytesIO(piece), file_path, on_error, max_line_bytes, line_number - 1
                     )
-                else:
-                    yield TextRun(line_number, text)
                 line_number += piece.count(b"\n")
                 consumed += len(piece)
             if not data:
                 return
 
 
-def _decoded(piece: bytes, first: bool) -> str | None:
+def _decoded(piece: bytes) -> str | None:
     """``piece`` as text, or None where only line-by-line reading reports it right."""
     if b"\r" in piece:
         return None
-    if first and piece.startswith(_BOM):
-        piece = piece[3:]
     try:
         return piece.decode("utf-8")
     except UnicodeDecodeError:

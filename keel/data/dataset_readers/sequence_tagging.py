@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,8 @@ from keel.data.tokenizers.token import Token, TokenCache
 from keel.data.util import gc_paused
 
 OnError = Callable[[DataError], None] | None
+
+_text_of = attrgetter("text")
 
 
 @dataclass
@@ -91,7 +94,7 @@ class TaggingReader(DatasetReader):
         fields: dict[str, Field] = {
             "tokens": text_field,
             # The shared tokens' strings: one object per distinct word across the data set.
-            "metadata": MetadataField({"words": [token.text for token in shared]}),
+            "metadata": MetadataField({"words": list(map(_text_of, shared))}),
         }
         if tags is not None:
             fields["tags"] = SequenceLabelField(list(tags), text_field, self.label_namespace)
@@ -113,9 +116,10 @@ class TaggingReader(DatasetReader):
         instance = self.text_to_instance(sentence.words, sentence.tags)
         instance.source_line = sentence.line
         instance.source_id = sentence.source_id
-        text_field = instance["tokens"]
-        for name, (namespace, values) in sentence.features.items():
-            instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
+        if sentence.features:
+            text_field = instance.fields["tokens"]
+            for name, (namespace, values) in sentence.features.items():
+                instance.add_field(name, SequenceLabelField(values, text_field, namespace))  # type: ignore[arg-type]
         return instance
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:

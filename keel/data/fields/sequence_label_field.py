@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Self, cast
 
 import numpy as np
@@ -43,7 +44,12 @@ class SequenceLabelField(Field):
         self.labels = labels
         self.sequence_field = sequence_field
         self.label_namespace = label_namespace
-        self._skip_indexing = all(isinstance(label, int) for label in labels) and bool(labels)
+        # The first label settles the common case (tag strings) without a generator.
+        self._skip_indexing = (
+            bool(labels)
+            and isinstance(labels[0], int)
+            and all(isinstance(label, int) for label in labels)
+        )
         self._ids: list[int] | None = list(cast(list[int], labels)) if self._skip_indexing else None
 
     @property
@@ -91,13 +97,13 @@ class SequenceLabelField(Field):
                 pending.setdefault(field.label_namespace, []).append(field)
         for namespace, group in pending.items():
             get = vocab.get_token_to_index_vocabulary(namespace).get
-            labels = chain.from_iterable(cast(list[str], field.labels) for field in group)
-            found = list(map(get, labels))
+            label_lists = list(map(_labels_of, group))
+            found = list(map(get, chain.from_iterable(label_lists)))
             if None in found:
                 for field in group:
                     field.index(vocab)
                 continue
-            rows = split_by_lengths(found, [len(field.labels) for field in group])
+            rows = split_by_lengths(found, list(map(len, label_lists)))
             for field, row in zip(group, rows, strict=True):
                 field._ids = row
 
@@ -186,3 +192,6 @@ class SequenceLabelPack:
 
     def take(self, indices: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.ragged.take(indices)[0])
+
+
+_labels_of = attrgetter("labels")

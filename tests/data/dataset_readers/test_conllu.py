@@ -126,7 +126,12 @@ def test_conllu_bad_utf8_is_reported_with_its_line(tmp_path):
 # --- the block-at-a-time parse against the line-by-line parse --------------------------------
 
 _FORMS = st.sampled_from(["I", "do", "n't", "#", "-", "3.5", "é", "日本", "_", "a b"])
-_TAGS = st.sampled_from(["PRON", "AUX", "_", "X"])
+_TAGS = st.sampled_from(["PRON", "AUX", "X"])
+
+
+@st.composite
+def _tag(draw) -> str:
+    return "_" if draw(st.integers(0, 14)) == 0 else draw(_TAGS)  # "_": no tag, a flaw
 
 
 @st.composite
@@ -141,14 +146,15 @@ def _conllu_block(draw) -> list[str]:
         word_id = str(number)
         if draw(st.integers(0, 14)) == 0:
             word_id = draw(st.sampled_from(["0", "01", "x", str(number + 1), "١"]))
-        columns = [word_id, draw(_FORMS), "lemma", draw(_TAGS), draw(_TAGS), "_", "0", "root"]
+        columns = [word_id, draw(_FORMS), "lemma", draw(_tag()), draw(_tag()), "_", "0", "root"]
         columns += ["_", "_"]
         if draw(st.integers(0, 19)) == 0:
             columns = columns[: draw(st.integers(1, 9))]
             columns += ["extra"] * draw(st.integers(0, 2))
         lines.append("\t".join(columns))
         if draw(st.integers(0, 14)) == 0:
-            lines.append(draw(st.sampled_from([f"{number}.1\te" + "\t_" * 8, "# note", " ", "\t"])))
+            extra = [f"{number}.1\te" + "\t_" * 8, "-sent_id=z" + "\t_" * 9, "# note", " ", "\t"]
+            lines.append(draw(st.sampled_from(extra)))
     return lines
 
 
@@ -206,3 +212,12 @@ def test_conllu_block_parse_equals_the_line_parse_on_the_ewt_sample():
     by_blocks, by_lines = _read_both_ways(path, "upos", on_error=True)
     assert by_blocks == by_lines
     assert len(by_blocks[0]) > 100 and by_blocks[1] == []
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b"\n\n\n", b"# only a comment\n"])
+def test_conllu_file_without_sentences_is_an_empty_data_error(tmp_path, content):
+    path = tmp_path / "empty.conllu"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as raised:
+        list(ConlluDatasetReader().read(path))
+    assert raised.value.code == errors.EMPTY_DATA

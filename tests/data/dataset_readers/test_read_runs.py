@@ -99,3 +99,9 @@ def test_read_runs_reads_line_by_line_when_the_line_limit_is_below_a_run(tmp_pat
     items = list(read_runs(str(path), seen.append, max_line_bytes=1000))
     assert items == [(1, "short"), (2, ""), (4, ""), (5, "end")]
     assert [error.line for error in seen] == [3]
+
+
+def test_read_runs_of_a_file_of_only_a_byte_order_mark_is_one_empty_line(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    assert list(read_runs(str(path))) == list(read_lines(str(path))) == [(1, "")]
