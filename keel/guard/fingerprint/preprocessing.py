@@ -8,6 +8,7 @@ import hashlib
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from itertools import chain, compress, islice
@@ -110,12 +111,35 @@ class _Streams:
 
     def __init__(self) -> None:
         self._hashes: dict[tuple[str, ...], Any] = {}
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
 
     def add(self, name: tuple[str, ...], data: Any) -> None:
         stream = self._hashes.get(name)
         if stream is None:
             stream = self._hashes[name] = hashlib.sha256()
-        stream.update(data)
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if self._worker is None and size < _BACKGROUND_BYTES:
+            stream.update(data)
+            return
+        # hashlib lets go of the GIL on large buffers, so a worker thread hashes them while
+        # this one goes on with the next columns. One worker, first in first out: every
+        # stream still gets its bytes in order, so the digest is the same. The buffers are
+        # the packs' arrays, which nothing changes while a fingerprint is taken.
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="keel-fingerprint")
+        self._pending.append(self._worker.submit(stream.update, data))
+
+    def _finish(self) -> None:
+        """Wait for the worker's hashing (raising its error, if any) and stop it."""
+        if self._worker is None:
+            return
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._worker.shutdown()
+            self._worker, self._pending = None, []
 
     def ints(self, name: tuple[str, ...], values: Any) -> None:
         """int64, little-endian."""
@@ -125,11 +149,15 @@ class _Streams:
         self.add(name, nul_terminated(texts))
 
     def digest(self, header: bytes) -> str:
+        self._finish()
         digest = hashlib.sha256(header + u32(len(self._hashes)))
         for name in sorted(self._hashes):
             digest.update(strings_bytes(list(name)) + self._hashes[name].digest())
         return digest.hexdigest()
 
+
+# Buffers from this size on are hashed by a worker thread (an int64 id column of 128k ids).
+_BACKGROUND_BYTES = 1024 * 1024
 
 _fields_of = attrgetter("fields")
 _text_of = attrgetter("text")
@@ -259,6 +287,15 @@ class _Tokens:
 
     def equal(self, values: list[Any]) -> list[bool]:
         return list(map(operator.eq, values, self.rows))
+
+    def all_equal(self, values: list[list[Any]]) -> bool:
+        """Whether every list in ``values`` equals its instance's tokens, without splitting
+        them per instance: the same lengths and the same items in one flat comparison (a
+        tagger's metadata words are the tokens' own strings, so mostly pointer checks)."""
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        return np.array_equal(lengths, self.lengths) and (
+            list(chain.from_iterable(values)) == self.texts
+        )
 
 
 class _PreprocessingHasher:
@@ -577,6 +614,9 @@ class _PreprocessingHasher:
         list of strings (length, items) or any other value (length -1, its JSON)."""
         count = len(values)
         if set(map(type, values)) == {list}:
+            if tokens is not None and tokens.all_equal(values):
+                self.streams.ints((*stream, "same"), np.ones(count, dtype=np.int64))
+                return
             same = tokens.equal(values) if tokens is not None else [False] * count
             if all(same):
                 self.streams.ints((*stream, "same"), np.ones(count, dtype=np.int64))
