@@ -631,3 +631,29 @@ def test_fingerprint_compare_with_recorded(tmp_path):
     assert "keel-preprocessing-fingerprint/1" in incomparable.message
     other = hash_file(_write(tmp_path / "b.tsv", DATA + "x\t1\n"))
     assert compare_with_recorded(manifest, other, fingerprint).status == "unrecorded"
+
+
+def test_fingerprint_is_the_same_whether_columns_are_hashed_inline_or_on_the_worker(monkeypatch):
+    import keel.guard.fingerprint.preprocessing as fingerprint_module
+
+    vocab = Vocabulary.from_instances(_mixed_instances())
+    monkeypatch.setattr(fingerprint_module, "_BACKGROUND_BYTES", 2**62)  # all inline
+    inline = preprocessing_fingerprint(_mixed_instances(), vocab)
+    for threshold in (0, 64):  # every buffer on the worker; the larger ones from some point
+        monkeypatch.setattr(fingerprint_module, "_BACKGROUND_BYTES", threshold)
+        assert preprocessing_fingerprint(_mixed_instances(), vocab) == inline
+        wrapped = FingerprintingIterator(_mixed_instances(), vocab)
+        list(wrapped)
+        assert wrapped.fingerprint == inline
+
+
+def test_fingerprint_worker_error_is_raised_not_lost(monkeypatch):
+    import keel.guard.fingerprint.preprocessing as fingerprint_module
+
+    monkeypatch.setattr(fingerprint_module, "_BACKGROUND_BYTES", 0)
+    streams = fingerprint_module._Streams()
+    streams.add(("a",), b"bytes")
+    streams.add(("b",), "not bytes")  # hashlib refuses str: on the worker, raised at digest
+    with pytest.raises(TypeError):
+        streams.digest(b"header")
+    assert streams._worker is None  # stopped all the same
