@@ -26,6 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     sst2_train = str(Path(args.sst2) / "train.tsv")
     run("data_pipeline.py", sst2_train)
+    run("read_index.py", "--sst2", args.sst2, "--ud", args.ud)
     run("train_loop.py", "--data", sst2_train)
     run("tagging.py", "--data", str(Path(args.ud) / "en_ewt-ud-train.conllu"))
     run("env_capture.py")

@@ -221,14 +221,9 @@ def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[
     declined[block_of_line[~blank & ~comment & ~good]] = True
     kept = ~declined[word_blocks]
     counts = np.bincount(word_blocks[kept], minlength=blocks).tolist()
-    # Each kept word's form, then its tag (the tag column comes later in the line): one decode.
     kept_tabs = word_tabs[kept]
-    forms_and_tags = _fields(
-        data,
-        np.column_stack((tabs[kept_tabs] + 1, tag_starts[kept])).ravel(),
-        np.column_stack((tabs[kept_tabs + 1], tag_ends[kept])).ravel(),
-    )
-    forms, tags = forms_and_tags[0::2], forms_and_tags[1::2]
+    forms = _fields(data, tabs[kept_tabs] + 1, tabs[kept_tabs + 1])
+    tags = _shared_fields(data, tag_starts[kept], tag_ends[kept])
     # Word lines are in block order, so each block's first word is where its block begins
     # (a block without words points past them, at a 0 never used).
     first_words = np.append(words, 0)[np.searchsorted(word_blocks, np.arange(blocks))]
@@ -298,6 +293,24 @@ def _fields(
     return joined[:-1].tobytes().decode("utf-8").split(chr(separator))
 
 
+def _shared_fields(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    """``_fields`` for a column of few distinct values (tags): each distinct value is decoded
+    once and shared by every occurrence, which saves memory and makes looking them up in the
+    vocabulary cheap (the hash is computed once, and equal tags are the same object)."""
+    lengths = ends - starts
+    if not len(starts) or int(lengths.max()) > _SHARED_BYTES:
+        return _fields(data, starts, ends)
+    # Up to 7 bytes and the length, packed into one integer per value.
+    keys = lengths.astype(np.uint64)
+    for place in range(int(lengths.max())):
+        byte = data[np.minimum(starts + place, len(data) - 1)].astype(np.uint64)
+        keys |= np.where(lengths > place, byte, 0).astype(np.uint64) << np.uint64(8 * place + 8)
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    values = np.empty(len(distinct), dtype=object)
+    values[:] = _fields(data, starts[first], ends[first])
+    return values[inverse].tolist()
+
+
 def _sentence_ids(
     data: np.ndarray,
     raw: bytes,
@@ -335,3 +348,5 @@ _SENT_ID = b"# sent_id = "
 # Longer IDs (a sentence of a billion words) take the line parser.
 _MAX_ID_DIGITS = 9
 _MAX_ID_BYTES = 24
+# Tags this long at most are shared (see _shared_fields): 7 bytes and a length fill 64 bits.
+_SHARED_BYTES = 7
