@@ -9,7 +9,7 @@ from keel.common import errors
 from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
 from keel.data import span_utils
-from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader
+from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, TextRun
 from keel.data.dataset_readers.sequence_tagging import (
     OnError,
     Sentence,
@@ -84,21 +84,51 @@ class Conll2003DatasetReader(TaggingReader):
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         reader = SentenceLines(file_path, on_error, self.max_line_bytes)
-        for line_numbers, rows in self._blocks(reader):
-            columns = list(zip(*rows, strict=True))
-            try:
-                tags = self._column(columns, self.tag_label, file_path, line_numbers)
-                features = {
-                    f"{label}_tags": (
-                        f"{label}_tags",
-                        self._column(columns, label, file_path, line_numbers),
-                    )
-                    for label in self.feature_labels
-                }
-            except DataError as error:
-                reader.fail(error)
+        lines = _LineBlocks(reader)
+        for item in reader.runs():
+            if not isinstance(item, TextRun):
+                if (block := lines.feed(*item)) is not None:
+                    yield from self._sentence(reader, *block)
                 continue
-            yield Sentence(list(columns[0]), tags, features, line=line_numbers[0])
+            # A run ends at a blank line, so the line reader holds nothing across runs. Each
+            # block of whole lines is split in C calls; a block with anything but 4-column
+            # lines (a -DOCSTART- line, a line of spaces, a bad line) goes line by line.
+            line = item.line
+            for text in item.text.split("\n\n"):
+                start, line = line, line + text.count("\n") + 2
+                rows = text.split("\n")
+                parts = list(map(str.split, rows))
+                if set(map(len, parts)) == {4} and "-DOCSTART-" not in text:
+                    yield from self._sentence(reader, list(range(start, start + len(rows))), parts)
+                    continue
+                for offset, row in enumerate(rows):
+                    if (block := lines.feed(start + offset, row)) is not None:
+                        yield from self._sentence(reader, *block)
+                if (block := lines.end()) is not None:
+                    yield from self._sentence(reader, *block)
+        if (block := lines.end()) is not None:
+            yield from self._sentence(reader, *block)
+
+    def _sentence(
+        self, reader: SentenceLines, line_numbers: list[int], rows: list[list[str]]
+    ) -> Iterator[Sentence]:
+        """The sentence of one block's 4-column rows, if its tags convert."""
+        columns = list(zip(*rows, strict=True))
+        file_path = reader.file_path
+        try:
+            tags = self._column(columns, self.tag_label, file_path, line_numbers)
+            features = {
+                f"{label}_tags": (
+                    f"{label}_tags",
+                    self._column(columns, label, file_path, line_numbers),
+                )
+                for label in self.feature_labels
+            }
+        except DataError as error:
+            reader.fail(error)
+            reader.bad = False  # the sentence is dropped; the next one starts clean
+            return
+        yield Sentence(list(columns[0]), tags, features, line=line_numbers[0])
 
     def _column(
         self, columns: list[tuple[str, ...]], label: str, file_path: str, line_numbers: list[int]
@@ -106,7 +136,10 @@ class Conll2003DatasetReader(TaggingReader):
         values = list(columns[_COLUMNS[label]])
         if label not in _SPAN_COLUMNS or self.coding_scheme == self.original_coding_scheme:
             return values
-        for line_number, tag in zip(line_numbers, values, strict=True):
+        if values.count("O") == len(values):
+            return values  # no span: the same in every scheme (most sentences of NER data)
+        # Each distinct tag is checked once; the first bad one in the sentence is reported.
+        for tag in sorted(set(values), key=values.index):
             try:
                 span_utils.split_tag(tag)
             except span_utils.InvalidTagError as error:
@@ -114,39 +147,49 @@ class Conll2003DatasetReader(TaggingReader):
                     f"{error} (converting {label} tags from {self.original_coding_scheme} "
                     f"to {self.coding_scheme})",
                     path=file_path,
-                    line=line_number,
+                    line=line_numbers[values.index(tag)],
                     code=errors.BAD_DATA_LINE,
                 ) from error
         return span_utils.convert_tags(values, self.original_coding_scheme, self.coding_scheme)
 
-    @staticmethod
-    def _blocks(reader: SentenceLines) -> Iterator[tuple[list[int], list[list[str]]]]:
-        """(line numbers, 4-column rows) per sentence; sentences with a bad line are dropped."""
-        numbers: list[int] = []
-        rows: list[list[str]] = []
-        for line_number, raw in reader.lines():
-            line = raw.strip()
-            if not line or line.startswith("-DOCSTART-"):
-                if rows and not reader.bad:
-                    yield numbers, rows
-                numbers, rows, reader.bad = [], [], False
-                continue
-            if reader.bad:
-                continue
-            parts = line.split()
-            if len(parts) != 4:
-                reader.fail(
-                    DataError(
-                        f"{len(parts)} column(s), expected 4 (word POS chunk NER, separated by "
-                        "whitespace)",
-                        path=reader.file_path,
-                        line=line_number,
-                        excerpt=line,
-                        code=errors.MISSING_COLUMN,
-                    )
+
+class _LineBlocks:
+    """The CoNLL-2003 blocks one line at a time: ``feed`` each line, ``end`` at the end of the
+    file; each gives a finished block's (line numbers, 4-column rows) or None. A block with a
+    bad line is dropped. Blocks the fast path declines come here, and its results define
+    what the fast path must match."""
+
+    def __init__(self, reader: SentenceLines) -> None:
+        self.reader = reader
+        self.numbers: list[int] = []
+        self.rows: list[list[str]] = []
+
+    def feed(self, line_number: int, raw: str) -> tuple[list[int], list[list[str]]] | None:
+        reader = self.reader
+        line = raw.strip()
+        if not line or line.startswith("-DOCSTART-"):
+            return self.end()
+        if reader.bad:
+            return None
+        parts = line.split()
+        if len(parts) != 4:
+            reader.fail(
+                DataError(
+                    f"{len(parts)} column(s), expected 4 (word POS chunk NER, separated by "
+                    "whitespace)",
+                    path=reader.file_path,
+                    line=line_number,
+                    excerpt=line,
+                    code=errors.MISSING_COLUMN,
                 )
-                continue
-            numbers.append(line_number)
-            rows.append(parts)
-        if rows and not reader.bad:
-            yield numbers, rows
+            )
+            return None
+        self.numbers.append(line_number)
+        self.rows.append(parts)
+        return None
+
+    def end(self) -> tuple[list[int], list[list[str]]] | None:
+        """The block read so far (None if empty or bad); starts afresh."""
+        block = (self.numbers, self.rows) if self.rows and not self.reader.bad else None
+        self.numbers, self.rows, self.reader.bad = [], [], False
+        return block

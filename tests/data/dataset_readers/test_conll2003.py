@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
+from keel.data.dataset_readers import dataset_reader
 from keel.data.dataset_readers.conll2003 import Conll2003DatasetReader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
 
@@ -119,3 +124,82 @@ def test_conll2003_read_records_give_predictor_inputs():
     }
     instance = Conll2003DatasetReader().text_to_instance(**records[0])
     assert list(instance["tags"].labels) == records[0]["tags"]
+
+
+# --- the block-at-a-time parse against the line-by-line parse --------------------------------
+
+_WORDS = st.sampled_from(["Maria", "Oslo", ".", "-DOCSTART-x", "é", "日本"])
+_NER = st.sampled_from(["O", "I-PER", "B-PER", "I-LOC", "B-LOC"])
+
+
+@st.composite
+def _conll_block(draw) -> list[str]:
+    """One block of lines: mostly 4-column rows, sometimes with a flaw."""
+    lines = []
+    for _ in range(draw(st.integers(1, 5))):
+        columns = [draw(_WORDS), "NNP", draw(st.sampled_from(["I-NP", "B-NP"])), draw(_NER)]
+        if draw(st.integers(0, 19)) == 0:
+            columns = columns[: draw(st.integers(1, 3))] + ["extra"] * draw(st.integers(0, 2))
+        if draw(st.integers(0, 24)) == 0:
+            columns[-1] = "X-PER"  # not a tag of any scheme: fails when converting
+        separator = draw(st.sampled_from([" ", " ", "\t", "  "]))
+        padding = draw(st.sampled_from(["", "", " "]))
+        lines.append(padding + separator.join(columns) + padding)
+        if draw(st.integers(0, 14)) == 0:
+            lines.append(draw(st.sampled_from(["-DOCSTART- -X- -X- O", " ", "\t", "\x0b"])))
+    return lines
+
+
+def _read_conll_both_ways(path: Path, options: dict, on_error: bool):
+    """(instances or error, reported errors) read block by block from small reads, and read
+    line by line only."""
+    results = []
+    for run_bytes, search_bytes in ((64, 4096), (64, 2**40)):
+        reader = Conll2003DatasetReader(**options)
+        seen: list[DataError] = []
+        with (
+            mock.patch.object(dataset_reader, "_RUN_BYTES", run_bytes),
+            mock.patch.object(dataset_reader, "_RUN_SEARCH_BYTES", search_bytes),
+        ):
+            try:
+                read = [
+                    (
+                        instance["metadata"]["words"],
+                        {
+                            name: list(field.labels)
+                            for name, field in instance.fields.items()
+                            if name.endswith("tags")
+                        },
+                        instance.source_line,
+                    )
+                    for instance in reader.read(path, on_error=seen.append if on_error else None)
+                ]
+            except DataError as error:
+                read = [("error", error.line, error.code, error.message)]
+        results.append((read, [(error.line, error.code, error.message) for error in seen]))
+    return results
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    blocks=st.lists(_conll_block(), min_size=1, max_size=8),
+    separators=st.lists(st.sampled_from(["\n\n", "\n\n\n", "\n \n", "\n"]), min_size=8, max_size=8),
+    options=st.sampled_from(
+        [
+            {},
+            {"coding_scheme": "BIOUL"},
+            {"tag_label": "chunk", "convert_to_coding_scheme": "BIO"},
+            {"feature_labels": ["pos", "chunk"], "coding_scheme": "BIO"},
+        ]
+    ),
+    on_error=st.booleans(),
+)
+def test_conll2003_block_parse_equals_the_line_parse(blocks, separators, options, on_error):
+    text = "".join(
+        "\n".join(lines) + separator for lines, separator in zip(blocks, separators, strict=False)
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "data.txt"
+        path.write_bytes(text.encode("utf-8"))
+        by_blocks, by_lines = _read_conll_both_ways(path, options, on_error)
+    assert by_blocks == by_lines
