@@ -1,4 +1,4 @@
-"""``lstm`` and ``gru``: torch's recurrent layers over packed (unpadded) sequences."""
+"""``lstm`` and ``gru``: torch's recurrent layers over the real steps of padded sequences."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from collections.abc import Callable
 from typing import Annotated, ClassVar
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from keel.common import errors
 from keel.common.constraints import Positive, Probability
 from keel.common.errors import ModelError
+from keel.modules.recurrence import run_recurrent
 from keel.modules.seq2seq_encoders.seq2seq_encoder import Seq2SeqEncoder
 
 
 class PytorchSeq2SeqWrapper(Seq2SeqEncoder):
-    """Runs a batch-first torch RNN on packed sequences, so padding never enters the recurrence
-    (a backward direction starts at each sequence's last real token, not at the padding)."""
+    """Runs a batch-first torch RNN so that padding never enters the recurrence (a backward
+    direction starts at each sequence's last real token, not at the padding); see
+    ``keel.modules.recurrence``."""
 
     def __init__(self, module: torch.nn.RNNBase) -> None:
         super().__init__()
@@ -45,12 +46,8 @@ class PytorchSeq2SeqWrapper(Seq2SeqEncoder):
             output, _ = self._module(inputs)
             return output
         lengths = mask.sum(dim=1)
-        # Packing needs every length >= 1; all-padding rows are zeroed after the RNN.
-        packed = pack_padded_sequence(
-            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        packed_output, _ = self._module(packed)
-        output, _ = pad_packed_sequence(packed_output, batch_first=True, total_length=length)
+        # Every row runs at least one step; all-padding rows are zeroed after the RNN.
+        output, _ = run_recurrent(self._module, inputs, lengths.clamp(min=1))
         empty = lengths == 0
         if bool(empty.any()):
             output = output.masked_fill(empty.view(batch, 1, 1), 0.0)

@@ -1,4 +1,4 @@
-"""``lstm`` and ``gru``: the final hidden state of a (packed, so mask-respecting) recurrent net."""
+"""``lstm`` and ``gru``: the final hidden state of a recurrent net that never sees the padding."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from collections.abc import Callable
 from typing import Annotated, ClassVar
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from keel.common.constraints import Positive, Probability
+from keel.modules.recurrence import run_recurrent
 from keel.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 
 class _RecurrentSeq2VecEncoder(Seq2VecEncoder):
     """The last layer's final hidden state, forward and backward directions concatenated.
 
-    Sequences are packed by their mask lengths, so a padded sequence encodes exactly as it
-    would alone; an all-padding sequence encodes as zeros.
+    Sequences run for their mask lengths only (``keel.modules.recurrence``), so a padded
+    sequence encodes exactly as it would alone; an all-padding sequence encodes as zeros.
     """
 
     # LSTM, GRU or RNN: their constructors take the keys below (RNNBase's also takes a mode).
@@ -59,13 +59,8 @@ class _RecurrentSeq2VecEncoder(Seq2VecEncoder):
             lengths = torch.full((batch_size,), length, dtype=torch.long)
         else:
             lengths = mask.long().sum(dim=1)
-        # Packing rejects length 0; such rows run on one padding step and are zeroed below.
-        packed = pack_padded_sequence(
-            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, state = self._module(packed)
-        hidden = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, H)
-        final = hidden[-self._directions :].transpose(0, 1).reshape(batch_size, self._output_dim)
+        # Rows of length 0 run on one padding step and are zeroed below.
+        _, final = run_recurrent(self._module, inputs, lengths.clamp(min=1))
         if mask is not None:
             final = final * (lengths > 0).to(final.dtype).unsqueeze(1).to(final.device)
         return final
