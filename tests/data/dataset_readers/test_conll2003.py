@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -12,9 +11,9 @@ from hypothesis import strategies as st
 
 from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
-from keel.data.dataset_readers import dataset_reader
 from keel.data.dataset_readers.conll2003 import Conll2003DatasetReader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
+from tests.data.dataset_readers.block_reading import read_both_ways
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "tagging" / "conll2003_iob1.txt"
 
@@ -151,33 +150,16 @@ def _conll_block(draw) -> list[str]:
 
 
 def _read_conll_both_ways(path: Path, options: dict, on_error: bool):
-    """(instances or error, reported errors) read block by block from small reads, and read
-    line by line only."""
-    results = []
-    for run_bytes, search_bytes in ((64, 4096), (64, 2**40)):
-        reader = Conll2003DatasetReader(**options)
-        seen: list[DataError] = []
-        with (
-            mock.patch.object(dataset_reader, "_RUN_BYTES", run_bytes),
-            mock.patch.object(dataset_reader, "_RUN_SEARCH_BYTES", search_bytes),
-        ):
-            try:
-                read = [
-                    (
-                        instance["metadata"]["words"],
-                        {
-                            name: list(field.labels)
-                            for name, field in instance.fields.items()
-                            if name.endswith("tags")
-                        },
-                        instance.source_line,
-                    )
-                    for instance in reader.read(path, on_error=seen.append if on_error else None)
-                ]
-            except DataError as error:
-                read = [("error", error.line, error.code, error.message)]
-        results.append((read, [(error.line, error.code, error.message) for error in seen]))
-    return results
+    return read_both_ways(
+        lambda: Conll2003DatasetReader(**options),
+        path,
+        lambda instance: (
+            instance["metadata"]["words"],
+            {name: list(field.labels) for name, field in instance.fields.items() if "tags" in name},
+            instance.source_line,
+        ),
+        on_error,
+    )
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -12,9 +11,9 @@ from hypothesis import strategies as st
 
 from keel.common import errors
 from keel.common.errors import ConfigurationError, DataError
-from keel.data.dataset_readers import dataset_reader
 from keel.data.dataset_readers.conllu import ConlluDatasetReader
 from keel.data.dataset_readers.dataset_reader import DatasetReader
+from tests.data.dataset_readers.block_reading import read_both_ways
 
 SAMPLE_DIR = Path(__file__).parents[3] / "examples" / "data" / "ud-ewt-sample"
 
@@ -159,31 +158,17 @@ def _conllu_block(draw) -> list[str]:
 
 
 def _read_both_ways(path: Path, tag_label: str, on_error: bool):
-    """(instances or error, reported errors) read block by block from small reads (so blocks
-    straddle them), and read line by line only."""
-    results = []
-    for run_bytes, search_bytes in ((64, 4096), (64, 2**40)):
-        # A search size past max_line_bytes makes read_runs give every line alone.
-        reader = ConlluDatasetReader(tag_label=tag_label)
-        seen: list[DataError] = []
-        with (
-            mock.patch.object(dataset_reader, "_RUN_BYTES", run_bytes),
-            mock.patch.object(dataset_reader, "_RUN_SEARCH_BYTES", search_bytes),
-        ):
-            try:
-                read = [
-                    (
-                        instance["metadata"]["words"],
-                        instance["tags"].labels,
-                        instance.source_line,
-                        instance.source_id,
-                    )
-                    for instance in reader.read(path, on_error=seen.append if on_error else None)
-                ]
-            except DataError as error:
-                read = [("error", error.line, error.code, error.message)]
-        results.append((read, [(error.line, error.code, error.message) for error in seen]))
-    return results
+    return read_both_ways(
+        lambda: ConlluDatasetReader(tag_label=tag_label),
+        path,
+        lambda instance: (
+            instance["metadata"]["words"],
+            instance["tags"].labels,
+            instance.source_line,
+            instance.source_id,
+        ),
+        on_error,
+    )
 
 
 @settings(max_examples=200, deadline=None)
