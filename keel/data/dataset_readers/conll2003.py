@@ -11,6 +11,7 @@ from keel.common.errors import ConfigurationError, DataError
 from keel.data import span_utils
 from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, TextRun
 from keel.data.dataset_readers.sequence_tagging import (
+    DeclinedBlock,
     OnError,
     Sentence,
     SentenceLines,
@@ -84,30 +85,8 @@ class Conll2003DatasetReader(TaggingReader):
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         reader = SentenceLines(file_path, on_error, self.max_line_bytes)
-        lines = _LineBlocks(reader)
-        for item in reader.runs():
-            if not isinstance(item, TextRun):
-                if (block := lines.feed(*item)) is not None:
-                    yield from self._sentence(reader, *block)
-                continue
-            # A run ends at a blank line, so the line reader holds nothing across runs. Each
-            # block of whole lines is split in C calls; a block with anything but 4-column
-            # lines (a -DOCSTART- line, a line of spaces, a bad line) goes line by line.
-            line = item.line
-            for text in item.text.split("\n\n"):
-                start, line = line, line + text.count("\n") + 2
-                rows = text.split("\n")
-                parts = list(map(str.split, rows))
-                if set(map(len, parts)) == {4} and "-DOCSTART-" not in text:
-                    yield from self._sentence(reader, list(range(start, start + len(rows))), parts)
-                    continue
-                for offset, row in enumerate(rows):
-                    if (block := lines.feed(start + offset, row)) is not None:
-                        yield from self._sentence(reader, *block)
-                if (block := lines.end()) is not None:
-                    yield from self._sentence(reader, *block)
-        if (block := lines.end()) is not None:
-            yield from self._sentence(reader, *block)
+        for line_numbers, rows in reader.blocks(_LineBlocks(reader), _split_run):
+            yield from self._sentence(reader, line_numbers, rows)
 
     def _sentence(
         self, reader: SentenceLines, line_numbers: list[int], rows: list[list[str]]
@@ -193,3 +172,19 @@ class _LineBlocks:
         block = (self.numbers, self.rows) if self.rows and not self.reader.bad else None
         self.numbers, self.rows, self.reader.bad = [], [], False
         return block
+
+
+def _split_run(run: TextRun) -> Iterator[tuple[list[int], list[list[str]]] | DeclinedBlock]:
+    """Each block of ``run`` split on whitespace in C calls: its (line numbers, 4-column rows),
+    or, for a block with anything else (a -DOCSTART- line, a line of spaces, a bad line), its
+    numbered lines for the line reader."""
+    line = run.line
+    for text in run.text.split("\n\n"):
+        start, line = line, line + text.count("\n") + 2
+        rows = text.split("\n")
+        parts = list(map(str.split, rows))
+        numbers = list(range(start, start + len(rows)))
+        if set(map(len, parts)) == {4} and "-DOCSTART-" not in text:
+            yield numbers, parts
+        else:
+            yield DeclinedBlock(list(zip(numbers, rows, strict=True)))

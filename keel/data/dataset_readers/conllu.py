@@ -13,6 +13,7 @@ from keel.common.constraints import Positive
 from keel.common.errors import ConfigurationError, DataError
 from keel.data.dataset_readers.dataset_reader import MAX_LINE_BYTES, DatasetReader, TextRun
 from keel.data.dataset_readers.sequence_tagging import (
+    DeclinedBlock,
     OnError,
     Sentence,
     SentenceLines,
@@ -21,6 +22,17 @@ from keel.data.dataset_readers.sequence_tagging import (
 from keel.data.token_indexers.token_indexer import TokenIndexer
 
 _TAG_COLUMNS = {"upos": 3, "xpos": 4}
+
+# Bytes and limits of the run parse (_parse_run).
+_NEWLINE, _TAB, _HASH, _DASH, _DOT, _SKIP = (ord(char) for char in "\n\t#-._")
+_CONTROL_END = _NEWLINE + 1
+_ZERO, _NINE = ord("0"), ord("9")
+_SENT_ID = b"# sent_id = "
+# Longer IDs (a sentence of a billion words) take the line parser.
+_MAX_ID_DIGITS = 9
+_MAX_ID_BYTES = 24
+# Tags this long at most are shared (see _shared_fields): 7 bytes and a length fill 64 bits.
+_SHARED_BYTES = 7
 
 
 @DatasetReader.register("conllu")
@@ -50,26 +62,8 @@ class ConlluDatasetReader(TaggingReader):
 
     def _sentences(self, file_path: str, on_error: OnError) -> Iterator[Sentence]:
         reader = SentenceLines(file_path, on_error, self.max_line_bytes)
-        lines = _LineParser(self, reader)
         tag_column = _TAG_COLUMNS[self.tag_label]
-        for item in reader.runs():
-            if not isinstance(item, TextRun):
-                if (sentence := lines.feed(*item)) is not None:
-                    yield sentence
-                continue
-            # A run ends at a blank line, so the line parser holds nothing across runs.
-            for block in _parse_run(item, tag_column):
-                if isinstance(block, Sentence):
-                    yield block
-                    continue
-                # A block the run parse declined (a bad line, a line of spaces): line by line.
-                for line_number, line in block:
-                    if (sentence := lines.feed(line_number, line)) is not None:
-                        yield sentence
-                if (sentence := lines.end()) is not None:
-                    yield sentence
-        if (sentence := lines.end()) is not None:
-            yield sentence
+        return reader.blocks(_LineParser(self, reader), lambda run: _parse_run(run, tag_column))
 
     def _problem(self, parts: list[str], expected_id: int) -> tuple[str, str] | None:
         """What is wrong with a word line (split on tabs), or None."""
@@ -119,9 +113,7 @@ class _LineParser:
         if not line.strip():
             return self.end()
         if line.startswith("#"):
-            key, _, value = line[1:].partition("=")
-            if key.strip() == "sent_id" and value.strip():
-                self.sentence_id = value.strip()
+            self.sentence_id = _sentence_id(line) or self.sentence_id
             return None
         if reader.bad:
             return None
@@ -157,17 +149,13 @@ class _LineParser:
         return sentence
 
 
-def _sentence_id(comments: list[str]) -> str | None:
-    """The last non-empty ``# sent_id = ...`` among ``comments``, as the line parser reads it."""
-    sentence_id = None
-    for comment in comments:
-        key, _, value = comment[1:].partition("=")
-        if key.strip() == "sent_id" and value.strip():
-            sentence_id = value.strip()
-    return sentence_id
+def _sentence_id(comment: str) -> str | None:
+    """The id a ``# sent_id = ...`` comment line gives, or None (another comment, or empty)."""
+    key, _, value = comment[1:].partition("=")
+    return (value.strip() or None) if key.strip() == "sent_id" else None
 
 
-def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[int, str]]]:
+def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | DeclinedBlock]:
     """The blocks of ``run`` in order: a ``Sentence`` for each block the line parser would read
     without a complaint (nothing for a block with no words), or the block's numbered lines
     where it would not.
@@ -196,7 +184,7 @@ def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[
     # is neither here, so its block goes to the line parser.
     id_starts = starts[columnar]
     id_lengths = tabs[column_tabs] - id_starts
-    digits, marks = _id_bytes(data, id_starts, np.minimum(id_lengths, _MAX_ID_BYTES))
+    digits, marks, values = _id_columns(data, id_starts, np.minimum(id_lengths, _MAX_ID_BYTES))
     short = id_lengths <= _MAX_ID_BYTES
     numeric = short & (digits == id_lengths) & (id_lengths > 0) & (id_lengths <= _MAX_ID_DIGITS)
     skipped = short & ~numeric & (marks > 0)
@@ -208,11 +196,10 @@ def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[
     block_firsts = np.flatnonzero(np.diff(word_blocks, prepend=-1))  # first word of each
     expected = np.arange(len(words)) + 1
     expected -= np.repeat(block_firsts, np.diff(block_firsts, append=len(words)))
-    ids = _id_values(data, id_starts[numeric], id_lengths[numeric])
     tag_starts = tabs[word_tabs + tag_column - 1] + 1
     tag_ends = tabs[word_tabs + tag_column]
     no_tag = (tag_ends - tag_starts == 1) & (data[np.minimum(tag_starts, len(data) - 1)] == _SKIP)
-    bad_words = (ids != expected) | no_tag
+    bad_words = (values[numeric] != expected) | no_tag
     good = np.zeros(len(ends), dtype=bool)
     good[columnar[numeric | skipped]] = True
     good[words[bad_words]] = False
@@ -228,18 +215,19 @@ def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[
     # (a block without words points past them, at a 0 never used).
     first_words = np.append(words, 0)[np.searchsorted(word_blocks, np.arange(blocks))]
     sentence_ids = _sentence_ids(data, run.data, (starts, ends), comment, block_of_line)
-    block_starts = np.searchsorted(block_of_line, np.arange(blocks)).tolist()
-    block_ends = np.searchsorted(block_of_line, np.arange(blocks), side="right").tolist()
     first_line = run.line
     position = 0
     for block, (refused, count, first_word) in enumerate(
         zip(declined.tolist(), counts, first_words.tolist(), strict=True)
     ):
         if refused:
-            yield [
-                (first_line + index, run.data[starts[index] : ends[index]].decode("utf-8"))
-                for index in range(block_starts[block], block_ends[block])
-            ]
+            lines = range(*np.searchsorted(block_of_line, [block, block + 1]).tolist())
+            yield DeclinedBlock(
+                [
+                    (first_line + index, run.data[starts[index] : ends[index]].decode("utf-8"))
+                    for index in lines
+                ]
+            )
         elif count:
             yield Sentence(
                 forms[position : position + count],
@@ -250,32 +238,26 @@ def _parse_run(run: TextRun, tag_column: int) -> Iterator[Sentence | list[tuple[
             position += count
 
 
-def _id_bytes(
+def _id_columns(
     data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """How many ASCII digits, and how many "-" or ".", each ID column holds."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each ID column: how many ASCII digits it holds, how many "-" or ".", and the number
+    its first ``_MAX_ID_DIGITS`` bytes spell (meaningful where they are all digits)."""
     digits = np.zeros(len(starts), dtype=np.int64)
     marks = np.zeros(len(starts), dtype=np.int64)
-    for place in range(int(lengths.max(initial=0))):
-        inside = lengths > place
-        values = data[np.minimum(starts + place, len(data) - 1)]
-        digits += inside & (values >= _ZERO) & (values <= _NINE)
-        marks += inside & ((values == _DASH) | (values == _DOT))
-    return digits, marks
-
-
-def _id_values(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The numbers written by the all-digit ID columns at ``starts``."""
     values = np.zeros(len(starts), dtype=np.int64)
     for place in range(int(lengths.max(initial=0))):
-        more = lengths > place
-        digits = data[np.minimum(starts + place, len(data) - 1)].astype(np.int64) - _ZERO
-        values = np.where(more, values * 10 + digits, values)
-    return values
+        inside = lengths > place
+        column = data[np.minimum(starts + place, len(data) - 1)]
+        digits += inside & (column >= _ZERO) & (column <= _NINE)
+        marks += inside & ((column == _DASH) | (column == _DOT))
+        if place < _MAX_ID_DIGITS:
+            values = np.where(inside, values * 10 + column.astype(np.int64) - _ZERO, values)
+    return digits, marks, values
 
 
 def _fields(
-    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, separator: int = 9
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, separator: int = _TAB
 ) -> list[str]:
     """The byte ranges ``[start, end)`` of ``data`` as strings, decoded in one call.
 
@@ -332,21 +314,10 @@ def _sentence_ids(
         lines = np.unique(np.searchsorted(ends, np.array(found, dtype=np.int64)))
         lines = lines[comment[lines]]
         texts = _fields(data, starts[lines], ends[lines], separator=_NEWLINE)
-        sentence_ids = [_sentence_id([text]) or "" for text in texts]
+        sentence_ids = [_sentence_id(text) or "" for text in texts]
     # In line order, so the last id of a block wins; an empty one does not count.
     return {
         block: sentence_id
         for block, sentence_id in zip(block_of_line[lines].tolist(), sentence_ids, strict=True)
         if sentence_id
     }
-
-
-_NEWLINE, _TAB, _HASH, _DASH, _DOT, _SKIP = (ord(char) for char in "\n\t#-._")
-_CONTROL_END = _NEWLINE + 1
-_ZERO, _NINE = ord("0"), ord("9")
-_SENT_ID = b"# sent_id = "
-# Longer IDs (a sentence of a billion words) take the line parser.
-_MAX_ID_DIGITS = 9
-_MAX_ID_BYTES = 24
-# Tags this long at most are shared (see _shared_fields): 7 bytes and a length fill 64 bits.
-_SHARED_BYTES = 7

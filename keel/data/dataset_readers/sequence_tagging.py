@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from keel.common import errors
 from keel.common.constraints import Positive
@@ -161,6 +161,56 @@ class SentenceLines:
             self.fail if self.on_error is not None else None,
             self.max_line_bytes,
         )
+
+    def blocks(
+        self,
+        parser: LineParser[Block],
+        parse_run: Callable[[TextRun], Iterable[Block | DeclinedBlock]],
+    ) -> Iterator[Block]:
+        """The file's blocks: what ``parse_run`` makes of each run, and what ``parser`` makes
+        of every line the runs leave to it (a block ``parse_run`` declined, or a stretch that
+        ``read_runs`` gives line by line). The line parser defines the results; a reader's
+        ``parse_run`` is its faster way to the same ones."""
+        for item in self.runs():
+            if not isinstance(item, TextRun):
+                if (block := parser.feed(*item)) is not None:
+                    yield block
+                continue
+            # A run ends at a blank line, so the line parser holds nothing across runs.
+            for parsed in parse_run(item):
+                if not isinstance(parsed, DeclinedBlock):
+                    yield parsed
+                    continue
+                for line_number, line in parsed.lines:
+                    if (block := parser.feed(line_number, line)) is not None:
+                        yield block
+                if (block := parser.end()) is not None:
+                    yield block
+        if (block := parser.end()) is not None:
+            yield block
+
+
+Block = TypeVar("Block")
+_ParsedBlock = TypeVar("_ParsedBlock", covariant=True)
+
+
+class LineParser(Protocol[_ParsedBlock]):
+    """A reader's block format read one line at a time."""
+
+    def feed(self, line_number: int, line: str) -> _ParsedBlock | None:
+        """Take one line; the block it finishes (at a blank line), else None."""
+        ...
+
+    def end(self) -> _ParsedBlock | None:
+        """The block read so far, if any and good; starts afresh."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeclinedBlock:
+    """A block of a run that a fast parse leaves to the line parser: its numbered lines."""
+
+    lines: list[tuple[int, str]]
 
 
 @DatasetReader.register("sequence_tagging")
